@@ -1,0 +1,196 @@
+"""One typed settings model for the whole platform.
+
+Values come, in rising precedence, from ``configs/platform.yaml``, the profile's overlay
+(``configs/production.yaml`` when ``CSA_PROFILE=production``) and ``CSA_`` environment variables
+(``CSA_HOME``, ``CSA_PROFILE``, ``CSA_REDIS_URL``, and nested ones such as
+``CSA_SIMULATION__ACCOUNTS``). Nothing is read at import time: call ``load_settings``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from csa.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+Profile = Literal["local", "production"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimulationSettings(_Section):
+    """Defaults of ``csa simulate``; the command's options override them."""
+
+    accounts: int = Field(300, ge=1, description="Accounts in the simulated company.")
+    days: int = Field(365, ge=30, description="Days of history to simulate.")
+    start: dt.date = Field(dt.date(2024, 1, 1), description="First simulated day.")
+    seed: int = Field(7, description="Seed: the same seed writes the same company.")
+    scenario: Literal["baseline", "usage-drop", "new-segment"] = Field(
+        "baseline", description="Baseline, or a behaviour change for drift detection."
+    )
+    chunk_accounts: int = Field(
+        2000, ge=1, description="Accounts simulated together; bounds memory on large runs."
+    )
+
+
+class IngestionSettings(_Section):
+    """How ``csa ingest`` reads sources."""
+
+    sources_file: Path = Field(
+        Path("configs/sources.yaml"), description="Source declarations, relative to the repo."
+    )
+    batch_rows: int = Field(
+        200_000, ge=1_000, description="Rows validated and written per batch; bounds memory."
+    )
+
+
+class StoreSettings(_Section):
+    """Addresses of the production stores. Tests read the same variables."""
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Feast online store.")
+    postgres_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        description="Feast registry, MLflow backend and Optuna storage.",
+    )
+    timeout_seconds: float = Field(1.0, gt=0, description="Timeout on every store call.")
+
+
+class Settings(BaseSettings):
+    """Everything the platform is configured with. Paths are resolved under ``home``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CSA_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Field(REPO_ROOT, description="Root of everything the platform writes.")
+    profile: Profile = Field("local", description="local (embedded stores) or production.")
+    simulation: SimulationSettings = SimulationSettings()
+    ingestion: IngestionSettings = IngestionSettings()
+    stores: StoreSettings = StoreSettings()
+    redis_url: str | None = Field(None, description="Shortcut for stores.redis_url.")
+    postgres_url: str | None = Field(None, description="Shortcut for stores.postgres_url.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # YAML values arrive through init_settings (see load_settings); the environment wins.
+        return (env_settings, init_settings)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.redis_url:
+            self.stores.redis_url = self.redis_url
+        if self.postgres_url:
+            self.stores.postgres_url = self.postgres_url
+
+    # Where things live. Every path the platform writes is under ``home``.
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def config_dir(self) -> Path:
+        return config_dir()
+
+    @property
+    def sources_file(self) -> Path:
+        path = self.ingestion.sources_file
+        return path if path.is_absolute() else REPO_ROOT / path
+
+
+def config_dir() -> Path:
+    """The folder of YAML settings: ``CSA_CONFIG_DIR`` or the repository's ``configs/``."""
+    return Path(os.environ.get("CSA_CONFIG_DIR", REPO_ROOT / "configs"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc}); fix the file and rerun.") from exc
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings at its top level.")
+    return content
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(profile: Profile | None = None, home: Path | None = None) -> Settings:
+    """Read the settings files for a profile and apply ``CSA_`` environment overrides.
+
+    Args:
+        profile: overrides ``CSA_PROFILE`` and the file's value (the CLI's ``--profile``).
+        home: overrides ``CSA_HOME`` (tests point it at a temporary folder).
+    """
+    values = _read_yaml(config_dir() / "platform.yaml")
+    chosen = profile or os.environ.get("CSA_PROFILE") or values.get("profile", "local")
+    if chosen != "local":
+        values = _deep_merge(values, _read_yaml(config_dir() / f"{chosen}.yaml"))
+    values["profile"] = chosen
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"settings in {config_dir()} are invalid: {_first_error(exc)}; "
+            "fix the YAML file or the CSA_ environment variable named there."
+        ) from exc
+    if profile:
+        settings.profile = profile
+    if home:
+        settings.home = home
+    settings.home = settings.home.expanduser().resolve()
+    return settings
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}"
