@@ -64,6 +64,28 @@ class StoreSettings(_Section):
     timeout_seconds: float = Field(1.0, gt=0, description="Timeout on every store call.")
 
 
+class FeatureSettings(_Section):
+    """How account features, labels and the Feast feature store are built."""
+
+    cadence_days: int = Field(1, ge=1, description="Days between two account snapshots.")
+    horizon_days: int = Field(
+        90, ge=1, description="Days after a snapshot in which churn or expansion is labelled."
+    )
+    ttl_days: int = Field(
+        7,
+        ge=1,
+        description="Age after which a feature value is stale; at least cadence_days.",
+    )
+    project: str = Field(
+        "csa",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Feast project name; keys in a shared online store carry it.",
+    )
+    write_batch_rows: int = Field(
+        5_000, ge=1, description="Accounts per online-store write batch in materialize."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the platform is configured with. Paths are resolved under ``home``."""
 
@@ -76,6 +98,7 @@ class Settings(BaseSettings):
     simulation: SimulationSettings = SimulationSettings()
     ingestion: IngestionSettings = IngestionSettings()
     stores: StoreSettings = StoreSettings()
+    features: FeatureSettings = FeatureSettings()
     redis_url: str | None = Field(None, description="Shortcut for stores.redis_url.")
     postgres_url: str | None = Field(None, description="Shortcut for stores.postgres_url.")
 

@@ -220,12 +220,19 @@ def _require_columns(source: Source, spec: TableSpec, frame: pd.DataFrame) -> No
 def _validate(
     spec: TableSpec, frame: pd.DataFrame, failures: dict[Any, list[Failure]]
 ) -> pd.DataFrame:
-    """Rows that meet the contract, coerced to its types; every other row gets its reasons."""
-    candidates = frame.drop(index=list(failures))[spec.columns]
+    """Rows that meet the contract, coerced to its types; every other row gets its reasons.
+
+    Rows whose text failed to parse are checked too, so a user sees every problem of a row at
+    once; only the check of the unparsed column itself is skipped, as it would merely repeat it.
+    """
     # Repeats of a key inside one batch are duplicates to count, not contract breaches.
-    candidates = _latest_per_key(spec, candidates)
+    candidates = _latest_per_key(spec, frame[spec.columns])
+    repeats = candidates.attrs.get("repeats", 0)
     try:
-        return spec.validate(candidates)
+        checked = spec.validate(candidates)
+        if not failures:
+            checked.attrs["repeats"] = repeats
+            return checked
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         per_row = cases[cases["index"].notna()]
@@ -235,9 +242,14 @@ def _validate(
                 f"{cases[['column', 'check']].drop_duplicates().to_dict('records')}"
             ) from exc
         for case in per_row.itertuples(index=False):
-            failures[case.index].append(Failure(str(case.column), str(case.check),
-                                                case.failure_case))
-        return spec.validate(candidates.drop(index=per_row["index"].unique()))
+            unparsed = {f.column for f in failures.get(case.index, [])}
+            if case.column not in unparsed:
+                failures[case.index].append(
+                    Failure(str(case.column), str(case.check), case.failure_case)
+                )
+    valid = spec.validate(candidates.drop(index=list(failures), errors="ignore"))
+    valid.attrs["repeats"] = repeats
+    return valid
 
 
 def _latest_per_key(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
