@@ -89,9 +89,7 @@ class FeatureSettings(_Section):
 class Settings(BaseSettings):
     """Everything the platform is configured with. Paths are resolved under ``home``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CSA_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="CSA_", env_nested_delimiter="__", extra="forbid")
 
     home: Path = Field(REPO_ROOT, description="Root of everything the platform writes.")
     profile: Profile = Field("local", description="local (embedded stores) or production.")

@@ -47,7 +47,9 @@ def postgres_url() -> str:
     """The real PostgreSQL of CSA_POSTGRES_URL; skip (or fail in CI) when it does not answer."""
     import sqlalchemy
 
-    url = os.environ.get("CSA_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    url = os.environ.get(
+        "CSA_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
     url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     try:
         engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})

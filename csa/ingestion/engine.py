@@ -183,14 +183,15 @@ def _checked_batches(
         if batch.frame.empty:
             continue
         raw = batch.frame.reset_index(drop=True)
-        mapped = apply_mapping(raw.drop(columns=[RAW_LINE], errors="ignore"), source.mapping,
-                               source.name)
+        mapped = apply_mapping(
+            raw.drop(columns=[RAW_LINE], errors="ignore"), source.mapping, source.name
+        )
         _require_columns(source, spec, mapped.frame)
         valid = _validate(spec, mapped.frame, mapped.failures)
         for index, failures in mapped.failures.items():
-            quarantine.add(raw.at[index, ORIGIN], _original(raw, index), [
-                f.as_dict() for f in failures
-            ])
+            quarantine.add(
+                raw.at[index, ORIGIN], _original(raw, index), [f.as_dict() for f in failures]
+            )
         yield valid
 
 

@@ -52,7 +52,8 @@ def apply_mapping(raw: pd.DataFrame, mapping: Mapping, source_name: str) -> Mapp
 
     for column, table in mapping.values.items():
         if column in frame:
-            frame[column] = frame[column].map(lambda v, t=table: t.get(v, v) if _present(v) else v)
+            mapped = frame[column].map(table)
+            frame[column] = mapped.where(mapped.notna(), frame[column])
 
     for column, kind in mapping.parse.items():
         if column not in frame:
@@ -61,7 +62,7 @@ def apply_mapping(raw: pd.DataFrame, mapping: Mapping, source_name: str) -> Mapp
                 f"field produces it; add it to `rename` or remove it from `parse`."
             )
         parsed = _PARSERS[kind](frame[column])
-        broken = frame[column].map(_present) & parsed.isna()
+        broken = _present_mask(frame[column]) & parsed.isna()
         for index, value in frame.loc[broken, column].items():
             batch.failures[index].append(Failure(column, f"parse_{kind}", value))
         frame[column] = parsed
@@ -79,18 +80,31 @@ def _present(value: Any) -> bool:
     return not (isinstance(value, str) and value.strip() == "")
 
 
+def _present_mask(series: pd.Series) -> pd.Series:
+    """True where a value was given: not missing and not blank text."""
+    if series.dtype != object:
+        return series.notna()
+    blank = series.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
+    return series.notna() & ~blank.eq(True)
+
+
+def _given(series: pd.Series) -> pd.Series:
+    return series.where(_present_mask(series))
+
+
 def _parse_str(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: str(v) if _present(v) else None).astype(object)
+    given = _given(series)
+    return given.map(str, na_action="ignore").astype(object).where(given.notna(), None)
 
 
 def _parse_int(series: pd.Series) -> pd.Series:
-    numbers = pd.to_numeric(series.map(lambda v: v if _present(v) else None), errors="coerce")
+    numbers = pd.to_numeric(_given(series), errors="coerce")
     whole = numbers.where(numbers.isna() | (numbers == np.floor(numbers)))
     return whole.astype("Int64")
 
 
 def _parse_float(series: pd.Series) -> pd.Series:
-    return pd.to_numeric(series.map(lambda v: v if _present(v) else None), errors="coerce")
+    return pd.to_numeric(_given(series), errors="coerce")
 
 
 def _parse_bool(series: pd.Series) -> pd.Series:
@@ -109,7 +123,7 @@ def _parse_bool(series: pd.Series) -> pd.Series:
 
 def _parse_timestamp(series: pd.Series) -> pd.Series:
     # Text without an offset is taken as UTC; text with one is converted to UTC.
-    values = series.map(lambda v: v if _present(v) else None)
+    values = _given(series)
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = pd.to_datetime(values, utc=True)
     else:

@@ -7,7 +7,6 @@ holds the record's origin (file and line), its original content and every reason
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -39,7 +38,7 @@ class QuarantineLog:
             return None
         self._handle.close()
         self._handle = None
-        os.replace(self._partial, self.path)
+        self._partial.replace(self.path)
         return self.path
 
     def __enter__(self) -> QuarantineLog:

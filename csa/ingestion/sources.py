@@ -28,7 +28,9 @@ class Mapping(BaseModel):
 
     rename: dict[str, str] = Field(
         default_factory=dict,
-        description="Source field -> canonical column. Nested JSON fields use dots: context.groupId.",
+        description=(
+            "Source field -> canonical column. Nested JSON fields use dots: context.groupId."
+        ),
     )
     values: dict[str, dict[str, str]] = Field(
         default_factory=dict,
@@ -110,7 +112,9 @@ def _expand_env(node: Any) -> Any:
 def load_sources(path: Path, only: list[str] | None = None) -> list[Source]:
     """Parse a sources file; ``only`` keeps the named sources, in the file's order."""
     if not path.exists():
-        raise ConfigError(f"sources file {path} does not exist; point ingestion.sources_file at it.")
+        raise ConfigError(
+            f"sources file {path} does not exist; point ingestion.sources_file at it."
+        )
     try:
         raw = _expand_env(yaml.safe_load(path.read_text()) or {})
         parsed = SourcesFile.model_validate(raw)
@@ -127,6 +131,8 @@ def load_sources(path: Path, only: list[str] | None = None) -> list[Source]:
     if only:
         unknown = sorted(set(only) - {s.name for s in sources})
         if unknown:
-            raise ConfigError(f"unknown source(s) {unknown}; {path} declares {list(parsed.sources)}.")
+            raise ConfigError(
+                f"unknown source(s) {unknown}; {path} declares {list(parsed.sources)}."
+            )
         sources = [s for s in sources if s.name in only]
     return sources

@@ -22,11 +22,20 @@ EVENTS = 300_000
 def _write_usage(path: Path, count: int, prefix: str) -> None:
     with path.open("wb") as handle:
         for n in range(count):
-            handle.write(orjson.dumps({
-                "messageId": f"{prefix}-{n}", "type": "track", "event": "Logged In",
-                "userId": f"USR-{n % 50}", "timestamp": "2024-03-01T10:00:00Z",
-                "context": {"groupId": f"ACC-{n % 7}"}, "properties": {"count": 1},
-            }) + b"\n")
+            handle.write(
+                orjson.dumps(
+                    {
+                        "messageId": f"{prefix}-{n}",
+                        "type": "track",
+                        "event": "Logged In",
+                        "userId": f"USR-{n % 50}",
+                        "timestamp": "2024-03-01T10:00:00Z",
+                        "context": {"groupId": f"ACC-{n % 7}"},
+                        "properties": {"count": 1},
+                    }
+                )
+                + b"\n"
+            )
 
 
 def _parts(table_dir: Path) -> set[str]:
@@ -54,7 +63,9 @@ def test_killing_ingest_mid_write_leaves_the_table_as_before(settings: Settings)
         _write_usage(raw / f"usage_events_{attempt}.jsonl", EVENTS, f"run{attempt}")
         process = subprocess.Popen(
             [sys.executable, "-m", "csa", "ingest", "--source", "product_usage"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         # Freeze the process as soon as new table data appears; kill it only if that data is
         # not committed yet, so the kill lands mid-write rather than after the commit.

@@ -52,10 +52,18 @@ def test_parquet_connector_loads_and_quarantines(
 ) -> None:
     settings.raw_dir.mkdir(parents=True)
     _survey_frame().to_parquet(settings.raw_dir / "survey.parquet")
-    _use_sources(settings, monkeypatch, {"survey": {
-        "connector": "parquet", "location": "{raw}/survey.parquet", "table": "survey_responses",
-        "mapping": SURVEY_MAPPING,
-    }})
+    _use_sources(
+        settings,
+        monkeypatch,
+        {
+            "survey": {
+                "connector": "parquet",
+                "location": "{raw}/survey.parquet",
+                "table": "survey_responses",
+                "mapping": SURVEY_MAPPING,
+            }
+        },
+    )
 
     result = ingest(settings).sources["survey"]
 
@@ -72,10 +80,19 @@ def test_sql_connector_reads_a_postgresql_table(
     engine = sqlalchemy.create_engine(postgres_url)
     _survey_frame().to_sql(table, engine, index=False)
     try:
-        _use_sources(settings, monkeypatch, {"survey_db": {
-            "connector": "sql", "location": postgres_url, "table": "survey_responses",
-            "query": f"SELECT * FROM {table} ORDER BY id", "mapping": SURVEY_MAPPING,
-        }})
+        _use_sources(
+            settings,
+            monkeypatch,
+            {
+                "survey_db": {
+                    "connector": "sql",
+                    "location": postgres_url,
+                    "table": "survey_responses",
+                    "query": f"SELECT * FROM {table} ORDER BY id",
+                    "mapping": SURVEY_MAPPING,
+                }
+            },
+        )
         first = ingest(settings).sources["survey_db"]
         second = ingest(settings).sources["survey_db"]
     finally:
@@ -91,10 +108,19 @@ def test_sql_connector_reads_a_postgresql_table(
 def test_sql_connector_failure_names_the_source_without_the_password(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _use_sources(settings, monkeypatch, {"survey_db": {
-        "connector": "sql", "location": "postgresql+psycopg://u:secret@127.0.0.1:1/none",
-        "table": "survey_responses", "query": "SELECT 1", "mapping": SURVEY_MAPPING,
-    }})
+    _use_sources(
+        settings,
+        monkeypatch,
+        {
+            "survey_db": {
+                "connector": "sql",
+                "location": "postgresql+psycopg://u:secret@127.0.0.1:1/none",
+                "table": "survey_responses",
+                "query": "SELECT 1",
+                "mapping": SURVEY_MAPPING,
+            }
+        },
+    )
     result = ingest(settings).sources["survey_db"]
     assert result.status == "failed"
     assert "survey_db" in str(result.error) and "secret" not in str(result.error)
@@ -106,10 +132,18 @@ def test_a_bad_derive_expression_names_the_column_and_file(
     settings.raw_dir.mkdir(parents=True)
     _survey_frame().to_parquet(settings.raw_dir / "survey.parquet")
     mapping = {**SURVEY_MAPPING, "derive": {"comment": "upper(no_such_column)"}}
-    _use_sources(settings, monkeypatch, {"survey": {
-        "connector": "parquet", "location": "{raw}/survey.parquet", "table": "survey_responses",
-        "mapping": mapping,
-    }})
+    _use_sources(
+        settings,
+        monkeypatch,
+        {
+            "survey": {
+                "connector": "parquet",
+                "location": "{raw}/survey.parquet",
+                "table": "survey_responses",
+                "mapping": mapping,
+            }
+        },
+    )
     result = ingest(settings).sources["survey"]
     assert result.status == "failed"
     assert "derived column 'comment'" in str(result.error)
@@ -119,9 +153,18 @@ def test_a_bad_derive_expression_names_the_column_and_file(
 def test_unknown_keys_in_sources_file_fail_before_any_load(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _use_sources(settings, monkeypatch, {"survey": {
-        "connector": "parquet", "location": "x", "table": "survey_responses", "mapin": {},
-    }})
+    _use_sources(
+        settings,
+        monkeypatch,
+        {
+            "survey": {
+                "connector": "parquet",
+                "location": "x",
+                "table": "survey_responses",
+                "mapin": {},
+            }
+        },
+    )
     with pytest.raises(ConfigError, match=r"survey\.mapin"):
         ingest(settings)
     assert not (settings.lake_dir / "survey_responses").exists()
@@ -141,8 +184,16 @@ def test_a_path_outside_the_raw_folder_is_allowed(
     elsewhere = tmp_path / "exports"
     elsewhere.mkdir()
     _survey_frame().to_parquet(elsewhere / "s.parquet")
-    _use_sources(settings, monkeypatch, {"survey": {
-        "connector": "parquet", "location": str(elsewhere / "*.parquet"),
-        "table": "survey_responses", "mapping": SURVEY_MAPPING,
-    }})
+    _use_sources(
+        settings,
+        monkeypatch,
+        {
+            "survey": {
+                "connector": "parquet",
+                "location": str(elsewhere / "*.parquet"),
+                "table": "survey_responses",
+                "mapping": SURVEY_MAPPING,
+            }
+        },
+    )
     assert ingest(settings).sources["survey"].accepted == 2

@@ -52,14 +52,22 @@ def test_contacts_contract_refuses_an_invalid_email(settings: Settings, raw_comp
     assert ("is_primary", "parse_bool") in reasons
 
 
-def test_subscriptions_contract_refuses_unknown_changes(settings: Settings, raw_company: Path) -> None:
+def test_subscriptions_contract_refuses_unknown_changes(
+    settings: Settings, raw_company: Path
+) -> None:
     _append(
         raw_company / "billing_subscriptions.csv",
         "CH-9,SUB-1,ACC-1,pause,growth,month,10,40,-5,400,2024-03-05T09:00:00Z,,active",
     )
     reasons = _reasons(settings, "billing_subscriptions")["billing_subscriptions.csv:5"]
-    assert {("change_type", "isin(['new', 'seat_increase', 'seat_decrease', 'upgrade', "
-             "'downgrade', 'renewal', 'cancellation'])"), ("mrr", "greater_than_or_equal_to(0)")} <= reasons
+    assert {
+        (
+            "change_type",
+            "isin(['new', 'seat_increase', 'seat_decrease', 'upgrade', "
+            "'downgrade', 'renewal', 'cancellation'])",
+        ),
+        ("mrr", "greater_than_or_equal_to(0)"),
+    } <= reasons
 
 
 def test_billing_contract_refuses_negative_amounts_and_unknown_outcomes(
@@ -88,7 +96,9 @@ def test_ticket_contract_refuses_unknown_priority(settings: Settings, raw_compan
 def test_survey_contract_refuses_a_score_outside_zero_to_ten(
     settings: Settings, raw_company: Path
 ) -> None:
-    _append(raw_company / "nps_responses.csv", "R-3,ACC-1,ana@acme.example,11,Wow,2024-03-02T10:00:00Z")
+    _append(
+        raw_company / "nps_responses.csv", "R-3,ACC-1,ana@acme.example,11,Wow,2024-03-02T10:00:00Z"
+    )
     assert _reasons(settings, "nps_survey")["nps_responses.csv:4"] == {
         ("score", "less_than_or_equal_to(10)")
     }

@@ -41,7 +41,11 @@ def test_every_source_loads_into_its_canonical_table(settings: Settings, raw_com
     assert tickets.loc["101", "resolution_hours"] == pytest.approx(24.0)
     assert tickets.loc["101", "channel"] == "email"
     usage = read_table(settings.lake_dir, "usage_events").set_index("message_id")
-    assert usage.loc["m-3", ["account_id", "event", "quantity"]].tolist() == ["ACC-2", "api_call", 40]
+    assert usage.loc["m-3", ["account_id", "event", "quantity"]].tolist() == [
+        "ACC-2",
+        "api_call",
+        40,
+    ]
     payments = read_table(settings.lake_dir, "billing_events")
     assert (payments["event_type"] == "payment_failed").sum() == 1
 
@@ -50,7 +54,9 @@ def test_second_ingest_of_the_same_files_accepts_nothing(
     settings: Settings, raw_company: Path
 ) -> None:
     first = ingest(settings)
-    versions = {name: table_version(settings.lake_dir, s.table) for name, s in first.sources.items()}
+    versions = {
+        name: table_version(settings.lake_dir, s.table) for name, s in first.sources.items()
+    }
 
     second = ingest(settings)
 
@@ -68,7 +74,9 @@ def test_malformed_usage_lines_are_quarantined_while_good_lines_load(
     with export.open("a") as handle:
         handle.write("this is not json\n")
         handle.write(usage_line("m-bad-time", timestamp="yesterday-ish") + "\n")
-        handle.write(usage_line("m-no-account", account="").replace('"groupId": ""', '"x": 1') + "\n")
+        handle.write(
+            usage_line("m-no-account", account="").replace('"groupId": ""', '"x": 1') + "\n"
+        )
         handle.write(usage_line("m-4", event="Data Exported") + "\n")
         handle.write(usage_line("m-4", event="Data Exported") + "\n")  # exact duplicate
 
@@ -79,7 +87,9 @@ def test_malformed_usage_lines_are_quarantined_while_good_lines_load(
     assert records["usage_events_2024-03.jsonl:4"]["reasons"][0]["check"] == "parse_record"
     assert records["usage_events_2024-03.jsonl:4"]["original"] == "this is not json"
     bad_time = records["usage_events_2024-03.jsonl:5"]["reasons"]
-    assert bad_time == [{"column": "occurred_at", "check": "parse_timestamp", "value": "yesterday-ish"}]
+    assert bad_time == [
+        {"column": "occurred_at", "check": "parse_timestamp", "value": "yesterday-ish"}
+    ]
     no_account = records["usage_events_2024-03.jsonl:6"]
     assert no_account["reasons"][0]["column"] == "account_id"
     assert "m-no-account" in no_account["original"]
@@ -119,9 +129,10 @@ def test_a_newer_crm_version_replaces_the_row_and_an_older_one_is_ignored(
     (raw_company / "crm_accounts.csv").write_text(ACCOUNTS_CSV)  # the older export again
     again = ingest(settings).sources["crm_accounts"]
     assert again.accepted == 0
-    assert read_table(settings.lake_dir, "accounts").set_index("account_id").loc[
-        "ACC-1", "plan_tier"
-    ] == "enterprise"
+    assert (
+        read_table(settings.lake_dir, "accounts").set_index("account_id").loc["ACC-1", "plan_tier"]
+        == "enterprise"
+    )
 
 
 def test_an_unreadable_file_fails_its_source_and_the_others_still_load(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 ACCOUNTS_CSV = """\
 Account ID,Account Name,Industry,Billing Country,Company Size,Plan,Billing Period,Seats,Price Per Seat,Contract Start Date,Renewal Date,Account Owner,Account Status,Churn Date,Created Date,Last Modified Date
 ACC-1,Acme,Software,US,1-50,Growth,Monthly,10,40.0,2024-01-05,2024-02-05,Dana Lee,Active,,2024-01-05T09:00:00Z,2024-03-01T09:00:00Z
@@ -71,8 +70,13 @@ TICKETS = {
 }
 
 
-def usage_line(message_id: str, account: str = "ACC-1", event: str = "Logged In",
-               timestamp: str = "2024-03-01T10:00:00Z", count: int = 1) -> str:
+def usage_line(
+    message_id: str,
+    account: str = "ACC-1",
+    event: str = "Logged In",
+    timestamp: str = "2024-03-01T10:00:00Z",
+    count: int = 1,
+) -> str:
     return json.dumps(
         {
             "messageId": message_id,
@@ -101,4 +105,3 @@ def write_company(raw: Path) -> Path:
     ]
     (raw / "usage_events_2024-03.jsonl").write_text("\n".join(lines) + "\n")
     return raw
-
