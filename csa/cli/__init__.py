@@ -59,9 +59,10 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from csa.cli import ingestion
+    from csa.cli import features, ingestion
 
     ingestion.register(app)
+    features.register(app)
 
 
 _register_commands()

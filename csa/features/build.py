@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +151,7 @@ def _to_arrow(frame: pd.DataFrame, group: FeatureGroup) -> pa.Table:
 def _write_atomically(table: pa.Table, path: Path) -> None:
     partial = path.with_suffix(".parquet.partial")
     pq.write_table(table, partial)
-    os.replace(partial, path)
+    partial.replace(path)
 
 
 def _write_manifest(settings: Settings, end: pd.Timestamp) -> None:

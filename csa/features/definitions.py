@@ -50,7 +50,9 @@ def _usage_features() -> tuple[FeatureSpec, ...]:
     for days in USAGE_WINDOWS:
         specs.append(
             FeatureSpec(
-                f"active_users_{days}d", "int", f"People who used the product in the last {days} days."
+                f"active_users_{days}d",
+                "int",
+                f"People who used the product in the last {days} days.",
             )
         )
         specs.append(
@@ -77,7 +79,9 @@ def _usage_features() -> tuple[FeatureSpec, ...]:
             "Share of the last four weeks' active people who were active this week.",
         ),
         FeatureSpec(
-            "days_since_last_activity", "float", "Days since anyone at the account used the product."
+            "days_since_last_activity",
+            "float",
+            "Days since anyone at the account used the product.",
         ),
         FeatureSpec(
             "feature_breadth_30d",
@@ -114,9 +118,7 @@ BILLING = FeatureGroup(
     "Payments and contract changes over the last 90 days.",
     (
         FeatureSpec("failed_payments_90d", "int", "Failed payment attempts in the last 90 days."),
-        FeatureSpec(
-            "mrr_change_90d", "float", "Change in monthly recurring revenue over 90 days."
-        ),
+        FeatureSpec("mrr_change_90d", "float", "Change in monthly recurring revenue over 90 days."),
         FeatureSpec("seat_change_90d", "int", "Net change in paid seats over 90 days."),
         FeatureSpec(
             "seat_changes_90d", "int", "Times seats were added or removed in the last 90 days."

@@ -11,12 +11,16 @@ from csa.features.windows import KEYS, safe_ratio, trailing_sums
 # The tickets table keeps only each ticket's latest version: a ticket is resolved from its
 # ``solved_at``, or, when a closed ticket lacks one, from its last update. A resolution
 # recorded before creation is read as happening at creation.
+# (DuckDB's GREATEST skips nulls, hence the explicit CASE for unresolved tickets.)
 _RESOLVED = """
     SELECT account_id, resolution_hours,
-           GREATEST(created_at,
-                    CASE WHEN solved_at IS NOT NULL THEN solved_at
-                         WHEN status IN ('solved', 'closed') THEN updated_at END) AS resolved_at
-    FROM tickets
+           CASE WHEN closed_at IS NOT NULL THEN GREATEST(created_at, closed_at) END
+               AS resolved_at
+    FROM (
+        SELECT *, CASE WHEN solved_at IS NOT NULL THEN solved_at
+                       WHEN status IN ('solved', 'closed') THEN updated_at END AS closed_at
+        FROM tickets
+    )
 """
 
 
@@ -49,10 +53,14 @@ def support_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()["median_hours"]
     nps = _nps(con)
 
-    frame = opened[KEYS + ["tickets_30d", "tickets_90d"]].copy()
-    frame["open_tickets"] = opened["tickets_total"].to_numpy() - resolved["resolved_total"].to_numpy()
+    frame = opened[[*KEYS, "tickets_30d", "tickets_90d"]].copy()
+    frame["open_tickets"] = (
+        opened["tickets_total"].to_numpy() - resolved["resolved_total"].to_numpy()
+    )
     frame["median_resolution_hours_90d"] = resolution.to_numpy(dtype="float64")
-    frame["high_priority_share_90d"] = safe_ratio(opened["high_priority_90d"], opened["tickets_90d"])
+    frame["high_priority_share_90d"] = safe_ratio(
+        opened["high_priority_90d"], opened["tickets_90d"]
+    )
     frame["nps_last"] = nps["nps_last"].astype("Int64").to_numpy()
     frame["nps_change"] = nps["nps_change"].astype("Int64").to_numpy()
     for column in ("nps_last", "nps_change"):

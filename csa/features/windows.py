@@ -56,8 +56,7 @@ def trailing_sums(
         grid row, in grid order; zero where nothing happened.
     """
     running = ", ".join(
-        f"SUM(SUM({m})) OVER (PARTITION BY account_id ORDER BY ts "
-        f"ROWS UNBOUNDED PRECEDING) AS {m}"
+        f"SUM(SUM({m})) OVER (PARTITION BY account_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS {m}"
         for m in measures
     )
     con.execute(
@@ -74,9 +73,7 @@ def trailing_sums(
             f"ASOF LEFT JOIN running r{i} ON g.account_id = r{i}.account_id "
             f"AND g.as_of - INTERVAL {days} DAY >= r{i}.ts"
         )
-        selects += [
-            f"COALESCE(r0.{m}, 0) - COALESCE(r{i}.{m}, 0) AS {m}_{days}d" for m in measures
-        ]
+        selects += [f"COALESCE(r0.{m}, 0) - COALESCE(r{i}.{m}, 0) AS {m}_{days}d" for m in measures]
     frame = con.execute(
         f"SELECT g.account_id, g.as_of, {', '.join(selects)} FROM grid g {' '.join(joins)} "
         "ORDER BY g.account_id, g.as_of"
@@ -136,7 +133,9 @@ def trailing_distinct(
     return frame
 
 
-def safe_ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:
+def safe_ratio(
+    numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray
+) -> np.ndarray:
     """Element-wise ratio that is NaN (unknown), not infinite, where the denominator is 0."""
     num = np.asarray(numerator, dtype="float64")
     den = np.asarray(denominator, dtype="float64")
