@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -53,16 +54,21 @@ def _configure_logging(verbose: bool) -> None:
         force=True,
     )
     logging.getLogger("csa").setLevel(level)
+    if not verbose:
+        # Third-party deprecation and "experimental API" notices are not the user's to act on.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 
 def _register_commands() -> None:
-    from csa.cli import features, ingestion
+    from csa.cli import demo, features, ingestion
 
     ingestion.register(app)
     features.register(app)
+    demo.register(app)
 
 
 _register_commands()

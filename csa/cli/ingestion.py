@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from csa.cli.context import console, failures_exit, progress_callback, stage, state
+from csa.settings import Settings
+
+if TYPE_CHECKING:  # the simulator imports numpy and pyarrow: only when a command runs
+    from csa.ingestion.simulator import SimulationConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +39,6 @@ def simulate(
 ) -> None:
     """Write a realistic SaaS company's source exports, plus ground_truth/."""
     from csa.ingestion.simulator import SimulationConfig
-    from csa.ingestion.simulator import simulate as run_simulation
 
     settings = state.settings()
     defaults = settings.simulation
@@ -48,17 +51,20 @@ def simulate(
         change_date=change_date.date() if change_date else None,
         chunk_accounts=defaults.chunk_accounts,
     )
-    out_dir = out or settings.raw_dir
+    stage(1, 1, "simulate", run_simulate(config, out or settings.raw_dir))
+
+
+def run_simulate(config: SimulationConfig, out_dir: Path) -> str:
+    """Simulate the company into ``out_dir``; the stage line's detail."""
+    from csa.ingestion.simulator import simulate as run_simulation
+
     report, bar = progress_callback()
     with failures_exit(), bar:
         summary = run_simulation(config, out_dir, progress=report)
-    stage(
-        1,
-        1,
-        "simulate",
+    return (
         f"{summary.accounts:,} accounts, {summary.usage_events:,} usage events, "
         f"{summary.tickets:,} tickets, {summary.churned:,} churned into {out_dir} "
-        f"in {summary.seconds:.1f} s",
+        f"in {summary.seconds:.1f} s"
     )
 
 
@@ -72,12 +78,18 @@ def ingest(
     ] = None,
 ) -> None:
     """Run the configured connectors into the lake; bad rows go to data/quarantine/."""
-    from csa.ingestion.engine import ingest as run_ingest
+    stage(1, 1, "ingest", run_ingest(state.settings(), raw, report, source))
 
-    settings = state.settings()
+
+def run_ingest(
+    settings: Settings, raw: Path | None, report: Path | None, only: list[str] | None
+) -> str:
+    """Ingest into the lake, one line per source; exit 1 when a source failed."""
+    from csa.ingestion.engine import ingest
+
     progress, bar = progress_callback()
     with failures_exit(), bar:
-        result = run_ingest(settings, raw_dir=raw, only=source, progress=progress)
+        result = ingest(settings, raw_dir=raw, only=only, progress=progress)
     for name, outcome in result.sources.items():
         detail = (
             f"read {outcome.read:,}, accepted {outcome.accepted:,}, "
@@ -96,4 +108,4 @@ def ingest(
         console.print(f"[red]error:[/red] {len(failed)} source(s) failed: {', '.join(failed)}")
         raise typer.Exit(code=1)
     total = sum(s.accepted for s in result.sources.values())
-    stage(1, 1, "ingest", f"{total:,} rows accepted from {len(result.sources)} sources")
+    return f"{total:,} rows accepted from {len(result.sources)} sources"
