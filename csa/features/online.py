@@ -29,7 +29,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from csa.errors import ConfigError, StoreUnavailable
 from csa.features.definitions import JOIN_KEY
-from csa.features.store import open_store
+from csa.features.store import STORE_DOWN_ERRORS, open_store
 from csa.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class OnlineFeatureReader:
         keys = [self._entity_key(account) for account in account_ids]
         try:
             rows = self._fetch(plan, account_ids, keys)
-        except (ConnectionError, TimeoutError, OSError) as exc:
+        except STORE_DOWN_ERRORS as exc:
             raise StoreUnavailable(
                 f"the {self._kind} online store did not answer ({exc}); check that it runs "
                 "and that CSA_REDIS_URL points at it."

@@ -8,7 +8,9 @@ configuration templates they are applied with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from types import FunctionType
 from typing import Any
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
@@ -108,7 +110,7 @@ def feast_objects(settings: Settings) -> list[FeastObject]:
         schema=[Field(name=spec.name, dtype=Float64) for spec in MOMENTUM.features],
         mode="python",
         description=MOMENTUM.description,
-    )(usage_momentum)
+    )(_fresh_copy(usage_momentum))
 
     services = [
         FeatureService(
@@ -119,6 +121,27 @@ def feast_objects(settings: Settings) -> list[FeastObject]:
         for model in MODELS
     ]
     return [account, *sources, *views.values(), momentum, *services]
+
+
+def _fresh_copy(function: Callable[..., Any]) -> FunctionType:
+    """A new function object with the same code, for Feast's on-demand decorator.
+
+    The decorator rewrites the ``__module__`` of the function it is given to ``__main__`` and
+    later reads its source through that module, so decorating the module's own function a
+    second time in one process (a second apply) would look for the source in the wrong file.
+    """
+    assert isinstance(function, FunctionType)
+    copy = FunctionType(
+        function.__code__,
+        function.__globals__,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
+    copy.__module__ = function.__module__
+    copy.__doc__ = function.__doc__
+    copy.__qualname__ = function.__qualname__
+    return copy
 
 
 def _file_source(settings: Settings, group: FeatureGroup) -> FileSource:

@@ -28,6 +28,7 @@ import pyarrow as pa
 from feast import FeatureStore, FeatureView
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from redis.exceptions import RedisError
 
 from csa.errors import ConfigError, LakeError, StoreUnavailable
 from csa.features.build import check_feature_settings, feature_table_path
@@ -38,6 +39,15 @@ from csa.settings import REPO_ROOT, Settings
 logger = logging.getLogger(__name__)
 
 TEMPLATE_DIR = REPO_ROOT / "feature_repo"
+
+# What an online store that does not answer raises. The Redis client's errors do not derive
+# from the built-in ConnectionError, so they are named here for every caller to catch.
+STORE_DOWN_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    RedisError,
+)
 
 # Feast reads this at import and on every call; the platform never reports usage anywhere.
 os.environ.setdefault("FEAST_USAGE", "False")
@@ -152,7 +162,7 @@ def apply_definitions(settings: Settings) -> ApplyResult:
     objects = feast_objects(settings)
     try:
         store.apply(list(objects))
-    except ConnectionError as exc:
+    except STORE_DOWN_ERRORS as exc:
         raise _unavailable("the Feast online store", settings, exc) from exc
     seconds = time.perf_counter() - started
     logger.info("applied %d Feast objects in %.2f s", len(objects), seconds)
@@ -191,7 +201,7 @@ def materialize_latest(settings: Settings, end: datetime | None = None) -> Mater
             for batch in _proto_batches(latest, view, settings.features.write_batch_rows):
                 online_store.online_write_batch(config, view, batch, progress=None)
                 written += len(batch)
-        except ConnectionError as exc:
+        except STORE_DOWN_ERRORS as exc:
             raise _unavailable("the Feast online store", settings, exc) from exc
         result.rows[group.name] = written
     result.seconds = time.perf_counter() - started
