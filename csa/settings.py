@@ -31,7 +31,7 @@ class SimulationSettings(_Section):
     """Defaults of ``csa simulate``; the command's options override them."""
 
     accounts: int = Field(300, ge=1, description="Accounts in the simulated company.")
-    days: int = Field(365, ge=30, description="Days of history to simulate.")
+    days: int = Field(730, ge=30, description="Days of history to simulate.")
     start: dt.date = Field(dt.date(2024, 1, 1), description="First simulated day.")
     seed: int = Field(7, description="Seed: the same seed writes the same company.")
     scenario: Literal["baseline", "usage-drop", "new-segment"] = Field(
@@ -71,6 +71,11 @@ class FeatureSettings(_Section):
     horizon_days: int = Field(
         90, ge=1, description="Days after a snapshot in which churn or expansion is labelled."
     )
+    warmup_days: int = Field(
+        90,
+        ge=0,
+        description="Days of observed behaviour before the first snapshot, so windows are full.",
+    )
     ttl_days: int = Field(
         7,
         ge=1,
@@ -86,6 +91,68 @@ class FeatureSettings(_Section):
     )
 
 
+class GateSettings(_Section):
+    """When ``csa promote`` lets a challenger replace the champion."""
+
+    min_improvement: float = Field(
+        0.005, ge=0, description="ROC AUC the challenger must gain over the champion."
+    )
+    max_ece_increase: float = Field(
+        0.01, ge=0, description="How much worse the challenger's calibration error may be."
+    )
+    min_roc_auc: float = Field(
+        0.65, ge=0, le=1, description="ROC AUC a first champion needs, with no one to beat."
+    )
+
+
+class TrainingSettings(_Section):
+    """How ``csa train`` tunes, fits, calibrates and registers the churn and expansion models."""
+
+    trials: int = Field(20, ge=1, description="Optuna trials per training.")
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Stop starting new trials after this long (none: no limit)."
+    )
+    pruning: bool = Field(True, description="Stop unpromising trials early (median pruner).")
+    max_rounds: int = Field(400, ge=10, description="Most boosting rounds a trial may use.")
+    early_stopping_rounds: int = Field(
+        30, ge=1, description="Rounds without gain on the tuning window before a fit stops."
+    )
+    seed: int = Field(7, description="Seed of the sampler and of XGBoost: same data, same model.")
+    threads: int = Field(2, ge=1, description="XGBoost threads while training.")
+    test_days: int = Field(
+        60, ge=1, description="Latest labelled days held out as the test window."
+    )
+    tune_days: int = Field(
+        60, ge=1, description="Labelled days before the test window used to tune and calibrate."
+    )
+    purge_days: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Gap between the training snapshots and the tuning window, so that no training "
+            "label was still unknown when tuning starts (none: the label horizon)."
+        ),
+    )
+    high_risk_share: float = Field(
+        0.1, gt=0, lt=1, description="Share of the tuning window the 'high' band holds."
+    )
+    medium_risk_share: float = Field(
+        0.2, gt=0, lt=1, description="Share of the tuning window the 'medium' band holds."
+    )
+    top_drivers: int = Field(5, ge=1, description="Drivers returned with each score.")
+    monotone: dict[str, dict[str, Literal[-1, 1]]] = Field(
+        default_factory=lambda: {  # type: ignore[arg-type]
+            "churn": {"failed_payments_90d": 1, "days_since_last_activity": 1},
+            "expansion": {"failed_payments_90d": -1},
+        },
+        description=(
+            "Per model, features whose effect has a known direction: 1 never lowers the "
+            "score as the feature rises, -1 never raises it."
+        ),
+    )
+    gate: GateSettings = GateSettings()
+
+
 class Settings(BaseSettings):
     """Everything the platform is configured with. Paths are resolved under ``home``."""
 
@@ -97,6 +164,7 @@ class Settings(BaseSettings):
     ingestion: IngestionSettings = IngestionSettings()
     stores: StoreSettings = StoreSettings()
     features: FeatureSettings = FeatureSettings()
+    training: TrainingSettings = TrainingSettings()
     redis_url: str | None = Field(None, description="Shortcut for stores.redis_url.")
     postgres_url: str | None = Field(None, description="Shortcut for stores.postgres_url.")
 
@@ -146,6 +214,24 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """MLflow's backend: SQLite under ``home`` locally, PostgreSQL in production."""
+        if self.profile == "production":
+            url = self.stores.postgres_url
+            if url.startswith(("postgresql://", "postgres://")):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlruns"
 
     @property
     def config_dir(self) -> Path:

@@ -64,10 +64,11 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from csa.cli import demo, features, ingestion
+    from csa.cli import demo, features, ingestion, training
 
     ingestion.register(app)
     features.register(app)
+    training.register(app)
     demo.register(app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from csa.cli.context import console, stage, state
 from csa.cli.features import run_apply, run_build, run_dataset, run_materialize
 from csa.cli.ingestion import run_ingest, run_simulate
+from csa.cli.training import run_promote, run_score, run_train
 
 
 def demo(
@@ -18,7 +20,7 @@ def demo(
     days: Annotated[int | None, typer.Option(help="Days of history [settings].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the simulation [settings].")] = None,
 ) -> None:
-    """Simulate a company, ingest it, build and serve its features, write training sets."""
+    """Simulate a company, ingest it, build its features, train, promote and score models."""
     from csa.ingestion.simulator import SimulationConfig
 
     settings = state.settings()
@@ -32,6 +34,7 @@ def demo(
         chunk_accounts=defaults.chunk_accounts,
     )
     datasets = settings.data_dir / "datasets"
+    scores = settings.data_dir / "scores"
     steps = [
         ("simulate", lambda: run_simulate(config, settings.raw_dir)),
         ("ingest", lambda: run_ingest(settings, None, settings.reports_dir / "ingest.json", None)),
@@ -43,9 +46,16 @@ def demo(
             "dataset expansion",
             lambda: run_dataset(settings, "expansion", datasets / "expansion.parquet"),
         ),
+        ("train churn", lambda: run_train(settings, "churn")),
+        ("promote churn", lambda: run_promote(settings, "churn")),
+        ("train expansion", lambda: run_train(settings, "expansion")),
+        ("promote expansion", lambda: run_promote(settings, "expansion")),
+        ("score churn", lambda: run_score(settings, "churn", scores / "churn.parquet")),
+        ("score expansion", lambda: run_score(settings, "expansion", scores / "expansion.parquet")),
     ]
     for number, (name, run) in enumerate(steps, start=1):
         stage(number, len(steps), name, run())
+    _print_riskiest(scores / "churn.parquet")
     console.print(
         f"demo: everything is under {settings.home}; the ingest report is "
         f"{settings.reports_dir / 'ingest.json'}.",
@@ -56,3 +66,29 @@ def demo(
 def register(app: typer.Typer) -> None:
     """Add ``csa demo`` to the app."""
     app.command()(demo)
+
+
+def _print_riskiest(path: Path, count: int = 5) -> None:
+    """The accounts most likely to churn, each with its three strongest drivers."""
+    import json
+
+    import pandas as pd
+
+    scored = pd.read_parquet(path).head(count)
+    console.print("riskiest accounts (churn within the horizon):", highlight=False)
+    for row in scored.itertuples(index=False):
+        drivers = json.loads(row.drivers)[:3]
+        reasons = "; ".join(
+            f"{d['description'].rstrip('.')} = {_short(d['value'])} ({d['contribution']:+.2f})"
+            for d in drivers
+        )
+        console.print(
+            f"  {row.account_id}  {row.probability:.0%} ({row.risk_band})  {reasons}",
+            highlight=False,
+        )
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -33,7 +34,13 @@ from csa.features.definitions import (
 )
 from csa.features.labels import snapshot_labels
 from csa.features.lake_views import open_lake
-from csa.features.snapshots import account_lifetimes, data_end, snapshot_grid
+from csa.features.snapshots import (
+    account_lifetimes,
+    data_end,
+    first_snapshot,
+    observed_start,
+    snapshot_grid,
+)
 from csa.features.support import support_features
 from csa.features.usage import usage_features
 from csa.features.windows import register_grid
@@ -87,8 +94,9 @@ def build_features(settings: Settings) -> BuildResult:
     try:
         # Snapshot grid
         end = data_end(con)
+        first = first_snapshot(observed_start(con), end, features.warmup_days)
         lifetimes = account_lifetimes(con)
-        grid = snapshot_grid(lifetimes, end, features.cadence_days)
+        grid = snapshot_grid(lifetimes, end, features.cadence_days, first)
         register_grid(con, grid)
         logger.debug("grid: %d rows for %d accounts up to %s", len(grid), len(lifetimes), end)
 
@@ -114,7 +122,7 @@ def build_features(settings: Settings) -> BuildResult:
     labels_table = pa.Table.from_pandas(labels, preserve_index=False)
     _write_atomically(labels_table, feature_table_path(settings.features_dir, LABELS_TABLE))
     result.rows[LABELS_TABLE] = labels_table.num_rows
-    _write_manifest(settings, end)
+    _write_manifest(settings, end, first)
 
     result.seconds = time.perf_counter() - started
     logger.info(
@@ -127,14 +135,14 @@ def build_features(settings: Settings) -> BuildResult:
     return result
 
 
-def read_manifest(features_dir: Path) -> dict[str, str]:
-    """The facts the last build recorded (``data_end``, cadence, horizon)."""
+def read_manifest(features_dir: Path) -> dict[str, Any]:
+    """The facts the last build recorded (``data_end``, ``first_snapshot``, cadence, horizon)."""
     path = features_dir / _MANIFEST
     if not path.exists():
         from csa.errors import LakeError
 
         raise LakeError(f"no feature build found in {features_dir}; run `csa features build`.")
-    content: dict[str, str] = json.loads(path.read_text())
+    content: dict[str, Any] = json.loads(path.read_text())
     return content
 
 
@@ -154,9 +162,10 @@ def _write_atomically(table: pa.Table, path: Path) -> None:
     partial.replace(path)
 
 
-def _write_manifest(settings: Settings, end: pd.Timestamp) -> None:
+def _write_manifest(settings: Settings, end: pd.Timestamp, first: pd.Timestamp | None) -> None:
     manifest = {
         "data_end": end.isoformat(),
+        "first_snapshot": None if first is None else first.isoformat(),
         "cadence_days": settings.features.cadence_days,
         "horizon_days": settings.features.horizon_days,
     }

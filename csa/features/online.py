@@ -48,8 +48,7 @@ class FeatureValue(NamedTuple):
 
 
 AccountFeatures = dict[str, dict[str, FeatureValue]]
-# Per view and account: (event time, {feature: serialised Value}) or None when absent.
-_ViewRows = list[tuple[dt.datetime | None, dict[str, bytes]] | None]
+_MISSING = FeatureValue(None, None, True)
 
 
 @dataclass
@@ -59,14 +58,29 @@ class _ViewPlan:
     ttl: dt.timedelta | None
     table: str  # the SQLite table / Redis hash prefix Feast uses for this view
     fields: list[bytes] = field(default_factory=list)  # Redis hash fields, timestamp last
+    complete: bool = True  # the service reads every feature the view stores
+
+
+@dataclass
+class _OnDemandPlan:
+    view: OnDemandFeatureView
+    inputs: list[str]  # every feature of its source views, as Feast passes them
+    # One feature per source view: all features of a stored row share its event time.
+    timed_by: list[str]
 
 
 @dataclass
 class _ServicePlan:
     views: list[_ViewPlan]
     hidden: set[tuple[str, str]]  # features read only as inputs of on-demand views
-    on_demand: list[OnDemandFeatureView]
+    on_demand: list[_OnDemandPlan]
     sql: dict[int, str] = field(default_factory=dict)
+    # Every stored feature as None, in view order: copied per account, so that each result
+    # comes out in the same order and is never resized while it is filled.
+    template: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.template = dict.fromkeys(name for view in self.views for name in view.features)
 
 
 def decode_value(raw: bytes) -> Any:
@@ -77,18 +91,46 @@ def decode_value(raw: bytes) -> Any:
     return None if kind is None else getattr(proto, kind)
 
 
-class _DecodeCache(dict[bytes, Any]):
-    """Decoded values by their serialised bytes.
+class _ValueGroup(dict[bytes, FeatureValue]):
+    """One view's values at one event time and staleness, by their serialised bytes.
 
-    A ``Value``'s bytes determine its value, and feature values repeat heavily (counts, plans,
-    flags), so a dictionary lookup replaces most proto parses on the scoring path.
+    A ``Value``'s bytes determine its value, feature values repeat heavily across accounts at
+    a snapshot time (counts, plans, flags), and a ``FeatureValue`` is immutable: each is built
+    once and shared by every account and read that finds the same bytes. A read then allocates
+    almost nothing per feature, which also keeps the garbage collector's full passes rare
+    (tens of milliseconds each in a process that holds Feast and pandas).
     """
 
-    def __missing__(self, raw: bytes) -> Any:
-        if len(self) >= _MAX_CACHED_VALUES:
-            self.clear()
-        value = self[raw] = decode_value(raw)
+    def __init__(self, owner: _SharedValues, event_ts: dt.datetime | None, stale: bool) -> None:
+        super().__init__()
+        self.owner = owner
+        self.absent = FeatureValue(None, event_ts, stale)  # a feature the row lacks
+
+    def __missing__(self, raw: bytes) -> FeatureValue:
+        self.owner.size += 1
+        value = self[raw] = self.absent._replace(value=decode_value(raw))
         return value
+
+
+class _SharedValues:
+    """Every ``_ValueGroup`` by view, event time and staleness, bounded in total size."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, dt.datetime | None, bool], _ValueGroup] = {}
+        self.size = 0
+
+    def group(self, view: _ViewPlan, event_ts: dt.datetime | None, now: dt.datetime) -> _ValueGroup:
+        stale = event_ts is None or (view.ttl is not None and event_ts + view.ttl < now)
+        key = (view.table, event_ts, stale)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _ValueGroup(self, event_ts, stale)
+        return group
+
+    def trim(self) -> None:
+        if self.size >= _MAX_CACHED_VALUES:
+            self.groups.clear()
+            self.size = 0
 
 
 class OnlineFeatureReader:
@@ -113,7 +155,7 @@ class OnlineFeatureReader:
         self._plans: dict[str, _ServicePlan] = {}
         self._plans_loaded = time.monotonic()
         self._keys: dict[str, bytes] = {}
-        self._values = _DecodeCache()
+        self._shared = _SharedValues()
 
     # Registry lookups, cached
     def refresh(self) -> None:
@@ -156,7 +198,23 @@ class OnlineFeatureReader:
                         wanted[source.name].append(feature.name)
                         hidden.add((source.name, feature.name))
         views = [self._view_plan(name, features) for name, features in wanted.items()]
-        return _ServicePlan(views=views, hidden=hidden, on_demand=on_demand)
+        on_demand_plans = [
+            _OnDemandPlan(
+                view=odfv,
+                inputs=[
+                    f.name
+                    for source in odfv.source_feature_view_projections.values()
+                    for f in source.features
+                ],
+                timed_by=[
+                    source.features[0].name
+                    for source in odfv.source_feature_view_projections.values()
+                    if source.features
+                ],
+            )
+            for odfv in on_demand
+        ]
+        return _ServicePlan(views=views, hidden=hidden, on_demand=on_demand_plans)
 
     def _view_plan(self, name: str, features: list[str]) -> _ViewPlan:
         view = self._store.get_feature_view(name)
@@ -167,6 +225,7 @@ class OnlineFeatureReader:
             features=features,
             ttl=view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None,
             table=compute_table_id(self._project, view, versioning),
+            complete=set(features) == {f.name for f in view.features},
         )
         plan.fields = [_mmh3(f"{versioned}:{f}") for f in features]
         plan.fields.append(f"_ts:{versioned}".encode())
@@ -205,35 +264,22 @@ class OnlineFeatureReader:
         plan = self._plan(service)
         now = now or dt.datetime.now(dt.UTC)
         account_ids = list(dict.fromkeys(account_ids))  # a repeated id is read once
-        keys = [self._entity_key(account) for account in account_ids]
+        self._shared.trim()
+        template = plan.template
+        rows: list[dict[str, Any]] = [template.copy() for _ in account_ids]
         try:
-            rows = self._fetch(plan, account_ids, keys)
+            found = self._fetch(plan, account_ids, rows, now)
         except STORE_DOWN_ERRORS as exc:
             raise StoreUnavailable(
                 f"the {self._kind} online store did not answer ({exc}); check that it runs "
                 "and that CSA_REDIS_URL points at it."
             ) from exc
-        missing = FeatureValue(None, None, True)
-        decoded = self._values
-        result: AccountFeatures = {account: {} for account in account_ids}
-        for view_plan, view_rows in zip(plan.views, rows, strict=True):
-            names = view_plan.features
-            for account, found in zip(account_ids, view_rows, strict=True):
-                features = result[account]
-                if found is None:
-                    for name in names:
-                        features[name] = missing
-                    continue
-                event_ts, raw = found
-                stale = event_ts is None or (
-                    view_plan.ttl is not None and event_ts + view_plan.ttl < now
-                )
-                for name in names:
-                    blob = raw.get(name)
-                    value = None if blob is None else decoded[blob]
-                    features[name] = FeatureValue(value, event_ts, stale)
+        if found != len(account_ids) * len(template):
+            for features in rows:
+                _fill_missing(plan, features)
+        result: AccountFeatures = dict(zip(account_ids, rows, strict=True))
         if plan.on_demand:
-            self._transform(plan, result, account_ids)
+            self._transform(plan, result)
         if plan.hidden:
             hidden_names = {name for _, name in plan.hidden}
             for features in result.values():
@@ -241,117 +287,160 @@ class OnlineFeatureReader:
                     features.pop(name, None)
         return result
 
+    # Each fetcher sets the values the store holds in ``rows`` (one dict per account, in the
+    # order of ``account_ids``), leaves the others None and returns how many it set.
     def _fetch(
-        self, plan: _ServicePlan, account_ids: list[str], keys: list[bytes]
-    ) -> list[_ViewRows]:
+        self,
+        plan: _ServicePlan,
+        account_ids: list[str],
+        rows: list[dict[str, Any]],
+        now: dt.datetime,
+    ) -> int:
         if self._kind == "sqlite":
-            return self._fetch_sqlite(plan, keys)
+            return self._fetch_sqlite(plan, account_ids, rows, now)
         if self._kind == "redis":
-            return self._fetch_redis(plan, keys)
-        return self._fetch_generic(plan, account_ids)
+            return self._fetch_redis(plan, account_ids, rows, now)
+        return self._fetch_generic(plan, account_ids, rows, now)
 
-    def _fetch_sqlite(self, plan: _ServicePlan, keys: list[bytes]) -> list[_ViewRows]:
+    def _fetch_sqlite(
+        self,
+        plan: _ServicePlan,
+        account_ids: list[str],
+        rows: list[dict[str, Any]],
+        now: dt.datetime,
+    ) -> int:
         conn = self._online._get_conn(self._config)
-        sql = plan.sql.get(len(keys))
+        sql = plan.sql.get(len(account_ids))
         if sql is None:
-            # One statement for every view; the timestamp comes back as its stored integer so
-            # that it is converted once per account and view rather than once per feature.
-            marks = ",".join("?" * len(keys))
-            sql = " UNION ALL ".join(
-                f"SELECT {i}, entity_key, feature_name, value, CAST(event_ts AS INTEGER) "
-                f'FROM "{view.table}" WHERE entity_key IN ({marks})'
-                for i, view in enumerate(plan.views)
+            # One statement for every view. Keys are joined by position, so rows name their
+            # account by a small integer instead of a key blob to hash; the timestamp comes
+            # back as its stored integer, converted once per view and instant, not per value.
+            positions = ",".join(f"({i},?)" for i in range(len(account_ids)))
+            sql = (
+                f"WITH wanted(position, entity_key) AS (VALUES {positions}) "
+                + " UNION ALL ".join(
+                    f"SELECT {i}, position, feature_name, value, CAST(event_ts AS INTEGER) "
+                    f'FROM wanted JOIN "{view.table}" AS stored USING (entity_key)'
+                    + (
+                        ""
+                        if view.complete
+                        else f" WHERE feature_name IN ({_quoted(view.features)})"
+                    )
+                    for i, view in enumerate(plan.views)
+                )
             )
-            plan.sql[len(keys)] = sql
-        position = {key: index for index, key in enumerate(keys)}
-        found: list[dict[int, tuple[int, dict[str, bytes]]]] = [{} for _ in plan.views]
-        for view_index, key, name, value, ts in conn.execute(sql, keys * len(plan.views)):
-            row = found[view_index].get(position[key])
-            if row is None:
-                row = found[view_index][position[key]] = (ts, {})
-            row[1][name] = value
-        return [
-            [
-                None if (hit := per_view.get(i)) is None else (_parse_sqlite_ts(hit[0]), hit[1])
-                for i in range(len(keys))
-            ]
-            for per_view in found
-        ]
+            plan.sql[len(account_ids)] = sql
+        keys = [self._entity_key(account) for account in account_ids]
+        stored = conn.execute(sql, keys).fetchall()
+        groups: list[dict[int | None, _ValueGroup]] = [{} for _ in plan.views]
+        for view_index, position, name, raw, stamp in stored:
+            group = groups[view_index].get(stamp)
+            if group is None:
+                event_ts = _parse_sqlite_ts(stamp)
+                group = self._shared.group(plan.views[view_index], event_ts, now)
+                groups[view_index][stamp] = group
+            rows[position][name] = group[raw]
+        return len(stored)
 
-    def _fetch_redis(self, plan: _ServicePlan, keys: list[bytes]) -> list[_ViewRows]:
+    def _fetch_redis(
+        self,
+        plan: _ServicePlan,
+        account_ids: list[str],
+        rows: list[dict[str, Any]],
+        now: dt.datetime,
+    ) -> int:
         client = self._online._get_client(self._config.online_store)
         project = self._project.encode()
         # One HMGET per account covers every view: Feast keeps an entity's views in one hash.
         fields = [f for view in plan.views for f in view.fields]
         with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(key + project, fields)
+            for account in account_ids:
+                pipe.hmget(self._entity_key(account) + project, fields)
             replies = pipe.execute()
-        result: list[_ViewRows] = []
-        offset = 0
-        for view in plan.views:
-            width = len(view.fields)
-            rows: _ViewRows = []
-            for reply in replies:
-                chunk = reply[offset : offset + width]
-                ts_raw = chunk[-1]
-                if ts_raw is None:
-                    rows.append(None)
-                    continue
-                stamp = Timestamp()
-                stamp.ParseFromString(ts_raw)
-                event_ts = dt.datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=dt.UTC)
-                raw = {
-                    name: blob
-                    for name, blob in zip(view.features, chunk[:-1], strict=True)
-                    if blob is not None
-                }
-                rows.append((event_ts, raw))
-            result.append(rows)
-            offset += width
-        return result
+        groups: list[dict[bytes, _ValueGroup]] = [{} for _ in plan.views]
+        found = 0
+        for features, reply in zip(rows, replies, strict=True):
+            offset = 0
+            for view_index, view in enumerate(plan.views):
+                end = offset + len(view.fields)
+                stamp = reply[end - 1]
+                if stamp is not None:
+                    group = groups[view_index].get(stamp)
+                    if group is None:
+                        event_ts = _parse_redis_ts(stamp)
+                        group = self._shared.group(view, event_ts, now)
+                        groups[view_index][stamp] = group
+                    for name, raw in zip(view.features, reply[offset : end - 1], strict=True):
+                        features[name] = group.absent if raw is None else group[raw]
+                    found += len(view.features)
+                offset = end
+        return found
 
-    def _fetch_generic(self, plan: _ServicePlan, account_ids: list[str]) -> list[_ViewRows]:
+    def _fetch_generic(
+        self,
+        plan: _ServicePlan,
+        account_ids: list[str],
+        rows: list[dict[str, Any]],
+        now: dt.datetime,
+    ) -> int:
         # Any other store: its own online_read, one call per view.
         protos = [
             EntityKeyProto(join_keys=[JOIN_KEY], entity_values=[ValueProto(string_val=a)])
             for a in account_ids
         ]
-        result: list[_ViewRows] = []
+        found = 0
         for view in plan.views:
-            rows: _ViewRows = []
-            for event_ts, values in self._online.online_read(
-                self._config, view.view, protos, list(view.features)
-            ):
+            stored = self._online.online_read(self._config, view.view, protos, view.features)
+            for features, (event_ts, values) in zip(rows, stored, strict=True):
                 if values is None:
-                    rows.append(None)
-                else:
-                    raw = {name: proto.SerializeToString() for name, proto in values.items()}
-                    rows.append((event_ts, raw))
-            result.append(rows)
-        return result
+                    continue
+                group = self._shared.group(view, event_ts, now)
+                for name in view.features:
+                    value = values.get(name)
+                    features[name] = (
+                        group.absent if value is None else group[value.SerializeToString()]
+                    )
+                found += len(view.features)
+        return found
 
-    def _transform(
-        self, plan: _ServicePlan, result: AccountFeatures, account_ids: Sequence[str]
-    ) -> None:
-        for odfv in plan.on_demand:
-            inputs_names = [
-                f.name for s in odfv.source_feature_view_projections.values() for f in s.features
-            ]
+    def _transform(self, plan: _ServicePlan, result: AccountFeatures) -> None:
+        accounts = list(result.values())
+        for on_demand in plan.on_demand:
             inputs = {
-                name: [result[account][name].value for account in account_ids]
-                for name in inputs_names
+                name: [features[name].value for features in accounts] for name in on_demand.inputs
             }
-            udf = odfv.feature_transformation.udf  # type: ignore[union-attr]
+            udf = on_demand.view.feature_transformation.udf  # type: ignore[union-attr]
             outputs = udf(inputs)
-            for index, account in enumerate(account_ids):
-                sources = [result[account][name] for name in inputs_names]
+            names = [feature.name for feature in on_demand.view.features]
+            columns = [outputs[name] for name in names]
+            for index, features in enumerate(accounts):
+                sources = [features[name] for name in on_demand.timed_by]
                 times = [s.event_ts for s in sources if s.event_ts is not None]
                 event_ts = min(times) if times else None
-                stale = any(s.stale for s in sources)
-                for feature in odfv.features:
-                    value = outputs[feature.name][index]
-                    result[account][feature.name] = FeatureValue(value, event_ts, stale)
+                stale = any([s.stale for s in sources])
+                for name, column in zip(names, columns, strict=True):
+                    features[name] = FeatureValue(column[index], event_ts, stale)
+
+
+def _fill_missing(plan: _ServicePlan, features: dict[str, Any]) -> None:
+    """Set the features the store did not hold: absent from a view that has the account's
+    row, they keep its event time; without a row, they are missing altogether."""
+    for view in plan.views:
+        present = next((features[n] for n in view.features if features[n] is not None), None)
+        filler = _MISSING if present is None else present._replace(value=None)
+        for name in view.features:
+            if features[name] is None:
+                features[name] = filler
+
+
+def _quoted(names: list[str]) -> str:
+    return ",".join("'" + name.replace("'", "''") + "'" for name in names)
+
+
+def _parse_redis_ts(raw: bytes) -> dt.datetime:
+    stamp = Timestamp()
+    stamp.ParseFromString(raw)
+    return dt.datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=dt.UTC)
 
 
 def _parse_sqlite_ts(epoch: int | None) -> dt.datetime | None:

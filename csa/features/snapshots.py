@@ -4,17 +4,25 @@ A snapshot is a UTC midnight. Snapshots are laid backwards from the last midnigh
 covers, every ``cadence_days``, so the newest one (the one the online store serves) is always
 present. An account has snapshots from its contract start until it churns: a churned account is
 not scored again.
+
+Nothing is described before the lake has watched behaviour for a warm-up period (the longest
+feature window by default): a CRM export reaches back to contracts signed years ago, but usage,
+billing and support are only known from the day their exports begin, and a snapshot taken before
+that would show a silent customer who was in fact busy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import duckdb
 import pandas as pd
 
 from csa.errors import LakeError
 from csa.features.definitions import JOIN_KEY, SNAPSHOT_TIME
+
+logger = logging.getLogger(__name__)
 
 # Event times that say how far the lake reaches. Account rows are left out on purpose: their
 # ``updated_at`` is the export time, not a time the business saw anything happen.
@@ -38,6 +46,44 @@ def data_end(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:
     if row is None or row[0] is None:
         raise LakeError("the lake holds no events; run `csa ingest` with data first.")
     return pd.Timestamp(row[0]).tz_convert("UTC")
+
+
+# Streams of behaviour. Subscriptions are left out: a contract's history starts at its signature,
+# long before the lake began to observe the account.
+_BEHAVIOUR_TIMES = tuple(pair for pair in _DATA_TIMES if pair[0] != "subscriptions")
+
+
+def observed_start(con: duckdb.DuckDBPyConnection) -> pd.Timestamp | None:
+    """The earliest behaviour (usage, payment, ticket, survey) the lake holds, or None."""
+    union = " UNION ALL ".join(
+        f"SELECT MIN({col}) AS t FROM {table}" for table, col in _BEHAVIOUR_TIMES
+    )
+    row = con.execute(f"SELECT MIN(t) FROM ({union})").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return pd.Timestamp(row[0]).tz_convert("UTC")
+
+
+def first_snapshot(
+    start: pd.Timestamp | None, end: pd.Timestamp, warmup_days: int
+) -> pd.Timestamp | None:
+    """The earliest instant a snapshot may describe: ``warmup_days`` after behaviour begins.
+
+    A lake shorter than the warm-up still gets snapshots from its first behaviour, so that a
+    young installation can serve scores; its early windows are then partial.
+    """
+    if start is None:
+        return None
+    warm = start + dt.timedelta(days=warmup_days)
+    if warm > end:
+        logger.warning(
+            "the lake holds %d days of behaviour, fewer than features.warmup_days (%d): "
+            "snapshots start at its first day and their longer windows are partial",
+            (end - start).days,
+            warmup_days,
+        )
+        return start
+    return warm
 
 
 def account_lifetimes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -76,19 +122,33 @@ def snapshot_times(first: pd.Timestamp, end: pd.Timestamp, cadence_days: int) ->
     return pd.DatetimeIndex(last - steps)
 
 
-def snapshot_grid(lifetimes: pd.DataFrame, end: pd.Timestamp, cadence_days: int) -> pd.DataFrame:
-    """One row per (account, snapshot) while the account is a customer, sorted."""
+def snapshot_grid(
+    lifetimes: pd.DataFrame,
+    end: pd.Timestamp,
+    cadence_days: int,
+    first: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """One row per (account, snapshot) while the account is a customer, sorted.
+
+    Args:
+        first: no snapshot before this instant (see ``first_snapshot``).
+    """
     if lifetimes.empty:
         return pd.DataFrame(
             {JOIN_KEY: pd.Series(dtype=str), SNAPSHOT_TIME: pd.Series(dtype="datetime64[us, UTC]")}
         )
-    times = snapshot_times(lifetimes["start_at"].min(), end, cadence_days)
+    earliest = lifetimes["start_at"].min()
+    if first is not None:
+        earliest = max(earliest, first)
+    times = snapshot_times(earliest, end, cadence_days)
     grid = lifetimes[[JOIN_KEY, "start_at", "churn_at"]].merge(
         pd.DataFrame({SNAPSHOT_TIME: times}), how="cross"
     )
     alive = (grid[SNAPSHOT_TIME] >= grid["start_at"]) & (
         grid["churn_at"].isna() | (grid[SNAPSHOT_TIME] < grid["churn_at"])
     )
+    if first is not None:
+        alive &= grid[SNAPSHOT_TIME] >= first
     grid = grid.loc[alive, [JOIN_KEY, SNAPSHOT_TIME]]
     grid[SNAPSHOT_TIME] = grid[SNAPSHOT_TIME].astype("datetime64[us, UTC]")
     return grid.sort_values([JOIN_KEY, SNAPSHOT_TIME], ignore_index=True)

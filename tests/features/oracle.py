@@ -23,7 +23,13 @@ PERIOD_DAYS = {"monthly": 30.4375, "annual": 365.25}
 class Oracle:
     """Features of any account at any instant, from the canonical tables."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], cadence_days: int, ttl_days: int) -> None:
+    def __init__(
+        self,
+        tables: dict[str, pd.DataFrame],
+        cadence_days: int,
+        ttl_days: int,
+        warmup_days: int,
+    ) -> None:
         self.t = {name: frame.copy() for name, frame in tables.items()}
         self.cadence = pd.Timedelta(days=cadence_days)
         self.ttl = pd.Timedelta(days=ttl_days)
@@ -36,6 +42,17 @@ class Oracle:
         ]
         self.data_end = max(e for e in ends if pd.notna(e))
         self.last_snapshot = self.data_end.floor("D")
+        # Behaviour starts with the first usage, payment, ticket or survey answer; contracts
+        # reach further back. No snapshot describes the warm-up after it.
+        behaviour = [
+            self.t["usage_events"]["occurred_at"].min(),
+            self.t["billing_events"]["occurred_at"].min(),
+            self.t["tickets"]["created_at"].min(),
+            self.t["survey_responses"]["submitted_at"].min(),
+        ]
+        self.first_snapshot = min(b for b in behaviour if pd.notna(b)) + pd.Timedelta(
+            days=warmup_days
+        )
         self.by_account = {
             name: dict(tuple(frame.groupby("account_id")))
             for name, frame in self.t.items()
@@ -68,7 +85,7 @@ class Oracle:
         if churn is not None:
             while snapshot >= churn:
                 snapshot -= self.cadence
-        if snapshot < start or instant - snapshot > self.ttl:
+        if snapshot < max(start, self.first_snapshot) or instant - snapshot > self.ttl:
             return None
         return snapshot
 

@@ -17,7 +17,8 @@ FEATURES = [spec.name for group in ALL_GROUPS for spec in group.features]
 
 @pytest.fixture(scope="module")
 def oracle(local_store: Settings, lake_tables: dict[str, pd.DataFrame]) -> Oracle:
-    return Oracle(lake_tables, local_store.features.cadence_days, local_store.features.ttl_days)
+    features = local_store.features
+    return Oracle(lake_tables, features.cadence_days, features.ttl_days, features.warmup_days)
 
 
 def _random_instants(oracle: Oracle, accounts: list[str], n: int, seed: int) -> pd.DataFrame:

@@ -1,0 +1,173 @@
+"""A trained churn or expansion model as the platform scores with it.
+
+``ScoringModel`` is the booster (saved in XGBoost's own JSON format) plus ``scoring.json``: the
+feature space, the calibration map, the risk bands and the features' business descriptions.
+Both files are plain data, so loading a model never runs code that came with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from csa.errors import ConfigError
+from csa.training.calibration import Calibrator, RiskBands
+from csa.training.tables import FeatureSpace
+
+BOOSTER_FILE = "booster.json"
+SCORING_FILE = "scoring.json"
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One feature's push on one account's score."""
+
+    feature: str
+    value: Any
+    contribution: float  # in log-odds of the raw model; positive raises the score
+    description: str
+
+
+@dataclass
+class Scores:
+    """Calibrated probabilities, bands and (when asked for) drivers, row by row."""
+
+    probability: np.ndarray
+    band: np.ndarray
+    drivers: list[list[Driver]] | None = None
+
+
+@dataclass
+class ScoringModel:
+    """A booster and everything needed to turn rows into explained, calibrated scores."""
+
+    booster: xgb.Booster
+    space: FeatureSpace
+    calibrator: Calibrator
+    bands: RiskBands
+    model: str  # churn, expansion, or the name of a user's target
+    label: str
+    descriptions: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+    version: str | None = None  # the registry version, once loaded from the registry
+
+    def __post_init__(self) -> None:
+        # Scoring one account at a time is dominated by call overhead; one thread avoids the
+        # thread-pool handoff that makes small batches several times slower on 2 cores.
+        self.booster.set_param({"nthread": 1})
+
+    def matrix(self, frame: pd.DataFrame) -> xgb.DMatrix:
+        return xgb.DMatrix(self.space.encode(frame), enable_categorical=True)
+
+    def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """The trees' probability before calibration."""
+        return np.asarray(self.booster.predict(self.matrix(frame)), dtype="float64")
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities, one per row."""
+        return self.calibrator.apply(self.raw_probability(frame))
+
+    def score(self, frame: pd.DataFrame, top: int = 0) -> Scores:
+        """Probabilities, bands and, with ``top`` > 0, each row's ``top`` strongest drivers."""
+        matrix = self.matrix(frame)
+        probability = self.calibrator.apply(np.asarray(self.booster.predict(matrix), "float64"))
+        scores = Scores(probability=probability, band=self.bands.bands(probability))
+        if top > 0:
+            contributions = self.booster.predict(matrix, pred_contribs=True)
+            scores.drivers = self._drivers(frame, contributions, top)
+        return scores
+
+    def _drivers(
+        self, frame: pd.DataFrame, contributions: np.ndarray, top: int
+    ) -> list[list[Driver]]:
+        names = self.space.columns
+        values = frame[names].to_numpy(dtype=object)
+        # The last column of XGBoost's contributions is the bias, not a feature.
+        strength = np.abs(contributions[:, :-1])
+        order = np.argsort(-strength, axis=1, kind="stable")[:, :top]
+        out: list[list[Driver]] = []
+        for row, picks in enumerate(order):
+            drivers = []
+            for column in picks:
+                name = names[column]
+                drivers.append(
+                    Driver(
+                        feature=name,
+                        value=_plain(values[row, column]),
+                        contribution=round(float(contributions[row, column]), 4),
+                        description=self.descriptions.get(name, name.replace("_", " ")),
+                    )
+                )
+            out.append(drivers)
+        return out
+
+    def importance(self) -> dict[str, float]:
+        """Total gain of each feature, the share of the model's learning it carries."""
+        gains = {
+            name: float(np.sum(value))
+            for name, value in self.booster.get_score(importance_type="total_gain").items()
+        }
+        total = sum(gains.values()) or 1.0
+        return {name: gains.get(name, 0.0) / total for name in self.space.columns}
+
+    # Persistence
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        spec = {
+            "model": self.model,
+            "label": self.label,
+            "source": self.source,
+            "features": self.space.to_dict(),
+            "calibration": self.calibrator.to_dict(),
+            "bands": self.bands.to_dict(),
+            "descriptions": {
+                n: self.descriptions[n] for n in self.space.columns if n in self.descriptions
+            },
+        }
+        (folder / SCORING_FILE).write_text(json.dumps(spec, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path, version: str | None = None) -> ScoringModel:
+        """Load a model folder written by ``save``.
+
+        Raises:
+            ConfigError: the folder is not a model of this platform.
+        """
+        booster_path, spec_path = folder / BOOSTER_FILE, folder / SCORING_FILE
+        if not booster_path.exists() or not spec_path.exists():
+            raise ConfigError(
+                f"{folder} holds no {BOOSTER_FILE} and {SCORING_FILE}; it was not written by "
+                "`csa train`. Register models with `csa train`."
+            )
+        booster = xgb.Booster()
+        booster.load_model(str(booster_path))
+        spec = json.loads(spec_path.read_text())
+        return cls(
+            booster=booster,
+            space=FeatureSpace.from_dict(spec["features"]),
+            calibrator=Calibrator.from_dict(spec["calibration"]),
+            bands=RiskBands.from_dict(spec["bands"]),
+            model=spec["model"],
+            label=spec["label"],
+            descriptions=spec.get("descriptions", {}),
+            source=spec.get("source", ""),
+            version=version,
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly scalar: numpy numbers as Python ones, NaN as None."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -1,0 +1,248 @@
+"""MLflow for the platform: where runs and models live, registering, aliases, loading.
+
+Runs and the registry use ``settings.mlflow_tracking_uri`` (SQLite under ``CSA_HOME`` locally,
+PostgreSQL in production) and artifacts go under ``<home>/mlruns``, so two homes never share a
+model. Models are addressed by alias: ``challenger`` is the newest trained, ``champion`` the one
+serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from csa.errors import ConfigError, CsaError, StoreUnavailable
+from csa.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_FOLDER = "model"  # the pyfunc artifact holding ScoringModel's files
+_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Downloads of a few local files need no progress bar between the CLI's stage lines.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+class ModelNotFound(CsaError):
+    """A registered model, version or alias does not exist."""
+
+    http_status = 404
+
+
+def registered_name(model: str) -> str:
+    """``csa-churn`` for ``churn``: the name every registry lookup uses."""
+    return f"csa-{model}"
+
+
+def client(settings: Settings) -> Any:
+    """An ``MlflowClient`` of this home, with the global tracking URI pointed at it too."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except Exception as exc:
+        raise StoreUnavailable(
+            f"the MLflow store at {uri} is unreachable ({exc}); start PostgreSQL or point "
+            "CSA_POSTGRES_URL at it."
+        ) from exc
+
+
+def experiment_id(settings: Settings, name: str) -> str:
+    """The experiment called ``name``, created with artifacts under ``<home>/mlruns``."""
+    mlflow_client = client(settings)
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = settings.mlflow_artifacts_dir.resolve().as_uri()
+    return str(mlflow_client.create_experiment(name, artifact_location=location))
+
+
+@dataclass
+class VersionInfo:
+    """A registered version and what the registry knows of it."""
+
+    name: str
+    version: str
+    run_id: str
+    aliases: list[str]
+    tags: dict[str, str]
+    created_ms: int
+
+
+def aliases_of(settings: Settings, name: str) -> dict[str, str]:
+    """Alias -> version of a registered model (empty when the model is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = client(settings).get_registered_model(name)
+    except MlflowException:
+        return {}
+    return {alias: str(version) for alias, version in registered.aliases.items()}
+
+
+def resolve_version(settings: Settings, name: str, ref: str) -> VersionInfo:
+    """A version by number or by alias.
+
+    Raises:
+        ModelNotFound: no such model, version or alias.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(settings)
+    try:
+        if ref.isdigit():
+            version = mlflow_client.get_model_version(name, ref)
+        else:
+            version = mlflow_client.get_model_version_by_alias(name, ref)
+    except MlflowException as exc:
+        raise ModelNotFound(
+            f"{name} has no version or alias {ref!r}; train one with `csa train` or list them "
+            "with `csa models`."
+        ) from exc
+    aliases = [a for a, v in aliases_of(settings, name).items() if v == str(version.version)]
+    return VersionInfo(
+        name=name,
+        version=str(version.version),
+        run_id=str(version.run_id),
+        aliases=aliases,
+        tags=dict(version.tags),
+        created_ms=int(version.creation_timestamp),
+    )
+
+
+def list_versions(settings: Settings, name: str) -> list[VersionInfo]:
+    """Every version of a registered model, newest first."""
+    mlflow_client = client(settings)
+    aliases = aliases_of(settings, name)
+    if not aliases and not _exists(mlflow_client, name):
+        return []
+    versions = mlflow_client.search_model_versions(f"name = '{name}'")
+    out = [
+        VersionInfo(
+            name=name,
+            version=str(v.version),
+            run_id=str(v.run_id),
+            aliases=[a for a, n in aliases.items() if n == str(v.version)],
+            tags=dict(v.tags),
+            created_ms=int(v.creation_timestamp),
+        )
+        for v in versions
+    ]
+    return sorted(out, key=lambda v: int(v.version), reverse=True)
+
+
+def _exists(mlflow_client: Any, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
+
+
+def log_scoring_model(
+    model_dir: Path,
+    signature: Any,
+    input_example: Any,
+    registered_model: str,
+) -> str:
+    """Log the model folder as a pyfunc (code, not pickle) in the active run and register it.
+
+    Returns:
+        The new registered version.
+    """
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(
+        name=MODEL_FOLDER,
+        python_model=str(_ENTRY),
+        artifacts={"model": str(model_dir)},
+        signature=signature,
+        input_example=input_example,
+        registered_model_name=registered_model,
+        # Named, not inferred: inference imports the model in a subprocess, which costs
+        # seconds per training and can pick up whatever else the environment holds.
+        pip_requirements=_requirements(),
+    )
+    return str(info.registered_model_version)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("csa-platform", "mlflow", "xgboost", "pandas", "numpy", "scikit-learn"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
+    client(settings).set_registered_model_alias(name, alias, version)
+
+
+def set_version_tags(settings: Settings, name: str, version: str, tags: dict[str, Any]) -> None:
+    mlflow_client = client(settings)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, version, key, str(value))
+
+
+def model_folder(settings: Settings, name: str, version: str) -> Path:
+    """A local copy of a version's model folder (downloaded once per home and version)."""
+    import mlflow
+
+    local = settings.data_dir / "models" / name / version
+    target = local / "artifacts" / "model"
+    if not target.exists():
+        client(settings)
+        local.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(local)
+        )
+    if not target.exists():
+        raise ConfigError(
+            f"{name} version {version} has no model folder; it was not registered by "
+            "`csa train`. Promote a version that `csa train` registered."
+        )
+    return target
+
+
+def load_model(settings: Settings, model: str, ref: str = CHAMPION) -> Any:
+    """The ``ScoringModel`` of ``csa-<model>`` at a version number or alias.
+
+    Raises:
+        ModelNotFound: nothing is registered under that reference.
+    """
+    from csa.training.model import ScoringModel
+
+    name = registered_name(model)
+    info = resolve_version(settings, name, ref)
+    return ScoringModel.load(model_folder(settings, name, info.version), version=info.version)
+
+
+def run_artifact(settings: Settings, run_id: str, path: str) -> Path:
+    """A local copy of one artifact of a run."""
+    import mlflow
+
+    client(settings)
+    local = settings.data_dir / "runs" / run_id / path
+    if not local.exists():
+        # MLflow writes a downloaded file under its base name inside dst_path.
+        local.parent.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=str(local.parent)
+        )
+    return local
