@@ -10,11 +10,11 @@ same accounts out of the same online store:
   pipelined ``HMGET`` per account of the same fields, over Feast's serialised keys computed
   beforehand, rows fetched and nothing decoded;
 - the SDK: ``FeatureStore.get_online_features(features=<the churn service>, entity_rows=...)``,
-  the service resolved once beforehand.
+  the service resolved once beforehand and the response left as it comes (no ``to_dict()``).
 
 Each repetition draws its accounts at random from every materialized account, and the three
 contenders read the same draws, interleaved so that they share the machine's load. The reader
-keeps what a running service keeps: each account's serialised key and decoded value bytes.
+keeps what a running service keeps: each account's serialised key and the values it decoded.
 The local profile uses SQLite; the production profile uses Redis at ``CSA_REDIS_URL`` and the
 SQL registry at ``CSA_POSTGRES_URL`` under a Feast project of its own, removed at the end.
 Run: ``python bench/bench_online_read.py [--profile local|production|all] [--accounts 2000]``.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import shutil
 import sqlite3
@@ -38,9 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Before Feast is imported: no usage reporting from a benchmark.
-os.environ.setdefault("FEAST_USAGE", "False")
-
 import duckdb
 import numpy as np
 from feast import FeatureStore, FeatureView
@@ -49,9 +45,8 @@ from feast.infra.online_stores.helpers import _mmh3, compute_table_id, compute_v
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "features"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "features"))
 from common import report
 from synthetic_lake import write_lake
 
@@ -84,12 +79,8 @@ class Contender:
 # Raw reads
 def _service_views(store: FeatureStore) -> list[FeatureView]:
     """The batch views the service reads, each with every feature it stores."""
-    names = [p.name for p in store.get_feature_service(SERVICE).feature_view_projections]
-    views = []
-    for view in store.list_feature_views():
-        if view.name in names:
-            views.append(view)
-    return views
+    names = {p.name for p in store.get_feature_service(SERVICE).feature_view_projections}
+    return [view for view in store.list_feature_views() if view.name in names]
 
 
 def _serialised_keys(store: FeatureStore, accounts: list[str]) -> dict[str, bytes]:
@@ -143,7 +134,8 @@ def redis_raw_read(settings: Settings, accounts: list[str]) -> tuple[ReadCall, C
     project = config.project.encode()
     hashes = {account: key + project for account, key in _serialised_keys(store, accounts).items()}
     timeout = settings.stores.timeout_seconds
-    client = redis.Redis.from_url(
+    # Typed loosely: the client takes bytes keys, which its annotations do not say.
+    client: Any = redis.Redis.from_url(
         settings.stores.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
     )
 

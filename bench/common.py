@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Read once at import: a benchmark may point CSA_HOME at a scratch home while it runs, and its
+# results must still land where the user looks for them.
+REPORTS_DIR = Path(os.environ.get("CSA_HOME", REPO_ROOT)) / "reports" / "bench"
 
 
 def peak_rss_mb() -> float:
@@ -24,8 +27,7 @@ def report(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Print our figures, the baseline's and their ratio; write them to reports/bench/NAME.json."""
-    home = Path(os.environ.get("CSA_HOME", REPO_ROOT))
-    out = home / "reports" / "bench" / f"{name}.json"
+    out = REPORTS_DIR / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": name,

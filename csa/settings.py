@@ -153,6 +153,36 @@ class TrainingSettings(_Section):
     gate: GateSettings = GateSettings()
 
 
+class AnalyticsSettings(_Section):
+    """Cohorts, revenue retention, segments, time to churn and the revenue forecast."""
+
+    seed: int = Field(
+        7, description="Seed of clustering and survival boosting: same data, same result."
+    )
+    min_clusters: int = Field(2, ge=2, description="Fewest segments the clustering may choose.")
+    max_clusters: int = Field(
+        6, ge=2, description="Most segments; the count with the best silhouette score wins."
+    )
+    horizon_months: int = Field(
+        3, ge=1, description="Months ahead the revenue forecast and its backtest look (a quarter)."
+    )
+    survival_months: int = Field(
+        24, ge=1, description="Months of each account's survival curve; caps expected months."
+    )
+    survival_test_months: int = Field(
+        6, ge=1, description="Latest months of history held out to judge the time-to-churn model."
+    )
+    backtest_origins: int = Field(
+        3, ge=1, description="Forecast dates, a month apart, that the backtest replays."
+    )
+    interval: float = Field(
+        0.8, gt=0, lt=1, description="Coverage of the forecast's interval (0.8: 10th-90th)."
+    )
+    simulations: int = Field(
+        2000, ge=100, description="Monte Carlo draws behind the forecast's interval."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the platform is configured with. Paths are resolved under ``home``."""
 
@@ -165,6 +195,7 @@ class Settings(BaseSettings):
     stores: StoreSettings = StoreSettings()
     features: FeatureSettings = FeatureSettings()
     training: TrainingSettings = TrainingSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     redis_url: str | None = Field(None, description="Shortcut for stores.redis_url.")
     postgres_url: str | None = Field(None, description="Shortcut for stores.postgres_url.")
 
@@ -210,6 +241,10 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.data_dir / "state"
+
+    @property
+    def analytics_dir(self) -> Path:
+        return self.data_dir / "analytics"
 
     @property
     def reports_dir(self) -> Path:

@@ -11,6 +11,7 @@ from csa.cli.context import console, stage, state
 from csa.cli.features import run_apply, run_build, run_dataset, run_materialize
 from csa.cli.ingestion import run_ingest, run_simulate
 from csa.cli.training import run_promote, run_score, run_train
+from csa.settings import Settings
 
 
 def demo(
@@ -50,12 +51,13 @@ def demo(
         ("promote churn", lambda: run_promote(settings, "churn")),
         ("train expansion", lambda: run_train(settings, "expansion")),
         ("promote expansion", lambda: run_promote(settings, "expansion")),
-        ("score churn", lambda: run_score(settings, "churn", scores / "churn.parquet")),
-        ("score expansion", lambda: run_score(settings, "expansion", scores / "expansion.parquet")),
+        ("score churn", lambda: _score_champion(settings, "churn", scores)),
+        ("score expansion", lambda: _score_champion(settings, "expansion", scores)),
     ]
     for number, (name, run) in enumerate(steps, start=1):
         stage(number, len(steps), name, run())
-    _print_riskiest(scores / "churn.parquet")
+    if (scores / "churn.parquet").exists():
+        _print_riskiest(scores / "churn.parquet")
     console.print(
         f"demo: everything is under {settings.home}; the ingest report is "
         f"{settings.reports_dir / 'ingest.json'}.",
@@ -66,6 +68,15 @@ def demo(
 def register(app: typer.Typer) -> None:
     """Add ``csa demo`` to the app."""
     app.command()(demo)
+
+
+def _score_champion(settings: Settings, model: str, folder: Path) -> str:
+    """Score with the champion, or say why there is none (the gate refused the model)."""
+    from csa.training.registry import CHAMPION, aliases_of, registered_name
+
+    if CHAMPION not in aliases_of(settings, registered_name(model)):
+        return f"skipped: csa-{model} has no champion (the gate's reason is on the line above)"
+    return run_score(settings, model, folder / f"{model}.parquet")
 
 
 def _print_riskiest(path: Path, count: int = 5) -> None:

@@ -4,7 +4,8 @@
 addresses them (its entity-key serialisation, table names and Redis field hashes) and decoded
 from Feast's ``Value`` protos. What ``FeatureStore.get_online_features`` does again on every
 call (resolve the feature service in the registry, build entity-key protos, infer types,
-assemble a response proto) is done once per service or per account and cached.
+assemble a response proto) is done once per service or per account and cached, and each
+distinct stored value is decoded once.
 
 Feast's online path does not enforce a view's TTL: a value older than the TTL is returned here
 too, flagged ``stale`` so the caller decides.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -34,7 +35,8 @@ from csa.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Serialised keys are tiny; bounding the cache only guards against an unbounded id stream.
+# Serialised keys are tiny; bounding the caches only guards against an unbounded id stream
+# and an unbounded stream of distinct values and event times.
 _MAX_CACHED_KEYS = 200_000
 _MAX_CACHED_VALUES = 500_000
 
@@ -78,9 +80,11 @@ class _ServicePlan:
     # Every stored feature as None, in view order: copied per account, so that each result
     # comes out in the same order and is never resized while it is filled.
     template: dict[str, Any] = field(default_factory=dict)
+    fields: list[bytes] = field(default_factory=list)  # every view's Redis fields in turn
 
     def __post_init__(self) -> None:
         self.template = dict.fromkeys(name for view in self.views for name in view.features)
+        self.fields = [f for view in self.views for f in view.fields]
 
 
 def decode_value(raw: bytes) -> Any:
@@ -91,7 +95,7 @@ def decode_value(raw: bytes) -> Any:
     return None if kind is None else getattr(proto, kind)
 
 
-class _ValueGroup(dict[bytes, FeatureValue]):
+class _ValueGroup(dict[bytes | None, FeatureValue]):
     """One view's values at one event time and staleness, by their serialised bytes.
 
     A ``Value``'s bytes determine its value, feature values repeat heavily across accounts at
@@ -102,34 +106,67 @@ class _ValueGroup(dict[bytes, FeatureValue]):
     """
 
     def __init__(self, owner: _SharedValues, event_ts: dt.datetime | None, stale: bool) -> None:
-        super().__init__()
         self.owner = owner
-        self.absent = FeatureValue(None, event_ts, stale)  # a feature the row lacks
+        self.absent = FeatureValue(None, event_ts, stale)
+        super().__init__({None: self.absent})  # a feature the stored row lacks
 
-    def __missing__(self, raw: bytes) -> FeatureValue:
+    def __missing__(self, raw: bytes | None) -> FeatureValue:
+        assert raw is not None  # present from the start
         self.owner.size += 1
         value = self[raw] = self.absent._replace(value=decode_value(raw))
         return value
 
 
+class _Stamp(NamedTuple):
+    """A view's stored timestamp: its value groups while fresh and once stale."""
+
+    fresh_until: dt.datetime | None  # None: never turns stale (no TTL, or always stale)
+    fresh: _ValueGroup
+    stale: _ValueGroup
+
+    def group_at(self, now: dt.datetime) -> _ValueGroup:
+        if self.fresh_until is None or now <= self.fresh_until:
+            return self.fresh
+        return self.stale
+
+
 class _SharedValues:
-    """Every ``_ValueGroup`` by view, event time and staleness, bounded in total size."""
+    """Every view's stored timestamps seen so far with their value groups, bounded in size.
+
+    Timestamps repeat across accounts as much as values do, so each is parsed once.
+    """
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[str, dt.datetime | None, bool], _ValueGroup] = {}
+        self.stamps: dict[str, dict[Any, _Stamp]] = {}
         self.size = 0
 
-    def group(self, view: _ViewPlan, event_ts: dt.datetime | None, now: dt.datetime) -> _ValueGroup:
-        stale = event_ts is None or (view.ttl is not None and event_ts + view.ttl < now)
-        key = (view.table, event_ts, stale)
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _ValueGroup(self, event_ts, stale)
-        return group
+    def stamp(
+        self, view: _ViewPlan, stored: Any, event_time: Callable[[Any], dt.datetime | None]
+    ) -> _Stamp:
+        """The entry of ``view``'s timestamp ``stored`` as the store returns it."""
+        known = self.stamps.setdefault(view.table, {})
+        entry = known.get(stored)
+        if entry is not None:
+            return entry
+        self.size += 1
+        event_ts = event_time(stored)
+        if event_ts is None:
+            undated = _ValueGroup(self, None, True)
+            entry = _Stamp(None, undated, undated)
+        elif view.ttl is None:
+            fresh = _ValueGroup(self, event_ts, False)
+            entry = _Stamp(None, fresh, fresh)
+        else:
+            fresh_until = event_ts + view.ttl  # stale when event_ts + ttl < now
+            entry = _Stamp(
+                fresh_until, _ValueGroup(self, event_ts, False), _ValueGroup(self, event_ts, True)
+            )
+        known[stored] = entry
+        return entry
 
     def trim(self) -> None:
         if self.size >= _MAX_CACHED_VALUES:
-            self.groups.clear()
+            self.stamps.clear()
             self.size = 0
 
 
@@ -274,9 +311,10 @@ class OnlineFeatureReader:
                 f"the {self._kind} online store did not answer ({exc}); check that it runs "
                 "and that CSA_REDIS_URL points at it."
             ) from exc
-        if found != len(account_ids) * len(template):
+        width = len(template)
+        if found != len(account_ids) * width or any(len(f) != width for f in rows):
             for features in rows:
-                _fill_missing(plan, features)
+                _complete(plan, features)
         result: AccountFeatures = dict(zip(account_ids, rows, strict=True))
         if plan.on_demand:
             self._transform(plan, result)
@@ -296,6 +334,8 @@ class OnlineFeatureReader:
         rows: list[dict[str, Any]],
         now: dt.datetime,
     ) -> int:
+        if not account_ids:
+            return 0
         if self._kind == "sqlite":
             return self._fetch_sqlite(plan, account_ids, rows, now)
         if self._kind == "redis":
@@ -332,13 +372,13 @@ class OnlineFeatureReader:
             plan.sql[len(account_ids)] = sql
         keys = [self._entity_key(account) for account in account_ids]
         stored = conn.execute(sql, keys).fetchall()
+        shared = self._shared
         groups: list[dict[int | None, _ValueGroup]] = [{} for _ in plan.views]
         for view_index, position, name, raw, stamp in stored:
             group = groups[view_index].get(stamp)
             if group is None:
-                event_ts = _parse_sqlite_ts(stamp)
-                group = self._shared.group(plan.views[view_index], event_ts, now)
-                groups[view_index][stamp] = group
+                entry = shared.stamp(plan.views[view_index], stamp, _parse_sqlite_ts)
+                group = groups[view_index][stamp] = entry.group_at(now)
             rows[position][name] = group[raw]
         return len(stored)
 
@@ -352,11 +392,12 @@ class OnlineFeatureReader:
         client = self._online._get_client(self._config.online_store)
         project = self._project.encode()
         # One HMGET per account covers every view: Feast keeps an entity's views in one hash.
-        fields = [f for view in plan.views for f in view.fields]
+        fields = plan.fields
         with client.pipeline(transaction=False) as pipe:
             for account in account_ids:
                 pipe.hmget(self._entity_key(account) + project, fields)
             replies = pipe.execute()
+        shared = self._shared
         groups: list[dict[bytes, _ValueGroup]] = [{} for _ in plan.views]
         found = 0
         for features, reply in zip(rows, replies, strict=True):
@@ -367,11 +408,16 @@ class OnlineFeatureReader:
                 if stamp is not None:
                     group = groups[view_index].get(stamp)
                     if group is None:
-                        event_ts = _parse_redis_ts(stamp)
-                        group = self._shared.group(view, event_ts, now)
-                        groups[view_index][stamp] = group
-                    for name, raw in zip(view.features, reply[offset : end - 1], strict=True):
-                        features[name] = group.absent if raw is None else group[raw]
+                        entry = shared.stamp(view, stamp, _parse_redis_ts)
+                        group = groups[view_index][stamp] = entry.group_at(now)
+                    # An absent field comes back as None, which every group maps to absent.
+                    features.update(
+                        zip(
+                            view.features,
+                            map(group.__getitem__, reply[offset : end - 1]),
+                            strict=True,
+                        )
+                    )
                     found += len(view.features)
                 offset = end
         return found
@@ -394,7 +440,7 @@ class OnlineFeatureReader:
             for features, (event_ts, values) in zip(rows, stored, strict=True):
                 if values is None:
                     continue
-                group = self._shared.group(view, event_ts, now)
+                group = self._shared.stamp(view, event_ts, _same_instant).group_at(now)
                 for name in view.features:
                     value = values.get(name)
                     features[name] = (
@@ -405,10 +451,13 @@ class OnlineFeatureReader:
 
     def _transform(self, plan: _ServicePlan, result: AccountFeatures) -> None:
         accounts = list(result.values())
+        if not accounts:
+            return
         for on_demand in plan.on_demand:
-            inputs = {
-                name: [features[name].value for features in accounts] for name in on_demand.inputs
-            }
+            # Feast's python mode takes one list per input feature.
+            per_account = [[features[n].value for n in on_demand.inputs] for features in accounts]
+            columns_in = map(list, zip(*per_account, strict=True))
+            inputs = dict(zip(on_demand.inputs, columns_in, strict=True))
             udf = on_demand.view.feature_transformation.udf  # type: ignore[union-attr]
             outputs = udf(inputs)
             names = [feature.name for feature in on_demand.view.features]
@@ -422,15 +471,25 @@ class OnlineFeatureReader:
                     features[name] = FeatureValue(column[index], event_ts, stale)
 
 
-def _fill_missing(plan: _ServicePlan, features: dict[str, Any]) -> None:
-    """Set the features the store did not hold: absent from a view that has the account's
-    row, they keep its event time; without a row, they are missing altogether."""
+def _complete(plan: _ServicePlan, features: dict[str, Any]) -> None:
+    """Drop what the service does not read and set what the store did not hold.
+
+    A store can keep a feature its view no longer has (Feast leaves such rows behind). A
+    feature absent from a view that has the account's row keeps the row's event time;
+    without a row, it is missing altogether.
+    """
+    for name in [name for name in features if name not in plan.template]:
+        del features[name]
     for view in plan.views:
         present = next((features[n] for n in view.features if features[n] is not None), None)
         filler = _MISSING if present is None else present._replace(value=None)
         for name in view.features:
             if features[name] is None:
                 features[name] = filler
+
+
+def _same_instant(event_ts: dt.datetime | None) -> dt.datetime | None:
+    return event_ts
 
 
 def _quoted(names: list[str]) -> str:

@@ -117,10 +117,10 @@ def _verdict(settings: Settings, decision: Decision) -> tuple[bool, str]:
         if new["roc_auc"] >= gate.min_roc_auc:
             return True, (
                 f"first champion: ROC AUC {new['roc_auc']:.4f} meets the minimum "
-                f"{gate.min_roc_auc:.2f}"
+                f"{gate.min_roc_auc:g}"
             )
         return False, (
-            f"first champion needs ROC AUC >= {gate.min_roc_auc:.2f}; it has {new['roc_auc']:.4f}"
+            f"first champion needs ROC AUC >= {gate.min_roc_auc:g}; it has {new['roc_auc']:.4f}"
         )
     old = decision.metrics["champion"]
     gain = new["roc_auc"] - old["roc_auc"]

@@ -38,6 +38,7 @@ class LabelledTable:
     time_column: str | None
     source: str  # a feature service name or a file path, for the lineage record
     features: list[str] = field(default_factory=list)
+    horizon_days: int | None = None  # how far ahead each label looks, when known
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -56,6 +57,7 @@ class LabelledTable:
             time_column=self.time_column,
             source=self.source,
             features=list(self.features),
+            horizon_days=self.horizon_days,
         )
 
     def content_hash(self) -> str:
@@ -96,6 +98,7 @@ def feature_store_table(settings: Settings, model: str) -> LabelledTable:
         id_column=JOIN_KEY,
         time_column=SNAPSHOT_TIME,
         source=f"feature service {model}",
+        horizon_days=horizon,
     )
 
 

@@ -23,6 +23,7 @@ import xgboost as xgb
 from csa.features.definitions import MODELS, feature_descriptions
 from csa.settings import Settings
 from csa.training import evaluation, registry
+from csa.training.baseline import baseline_probability, logistic_baseline
 from csa.training.calibration import choose_bands, choose_calibrator
 from csa.training.model import ScoringModel
 from csa.training.tables import (
@@ -151,6 +152,10 @@ def train_model(
     metrics = evaluation.binary_metrics(test.y, probability)
     metrics["ece_before_calibration"] = evaluation.binary_metrics(test.y, raw)["ece"]
     metrics["tune_roc_auc"] = tuning.tune_auc
+    baseline = logistic_baseline(space, windows.train.frame, windows.train.y)
+    metrics["baseline_roc_auc"] = evaluation.binary_metrics(
+        test.y, baseline_probability(baseline, space, test.frame)
+    )["roc_auc"]
     predictions = pd.DataFrame(
         {
             "account_id": test.frame[test.id_column].to_numpy(),
@@ -160,9 +165,11 @@ def train_model(
         }
     )
     logger.info(
-        "%s test window: ROC AUC %.4f, PR AUC %.4f, Brier %.4f, ECE %.4f (%s calibration)",
+        "%s test window: ROC AUC %.4f (logistic baseline %.4f), PR AUC %.4f, Brier %.4f, "
+        "ECE %.4f (%s calibration)",
         model,
         metrics["roc_auc"],
+        metrics["baseline_roc_auc"],
         metrics["pr_auc"],
         metrics["brier"],
         metrics["ece"],
@@ -200,7 +207,7 @@ def _windows(settings: Settings, table: LabelledTable, test_table: LabelledTable
     if table.time_column is not None and test_table is None:
         purge = config.purge_days
         if purge is None:
-            purge = settings.features.horizon_days if "feature service" in table.source else 0
+            purge = table.horizon_days or 0
         return time_windows(table, config.tune_days, config.test_days, purge)
     return stratified_windows(table, test_table, config.seed)
 

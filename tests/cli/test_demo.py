@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from csa.cli import app
+from tests.training.conftest import SHORT_WINDOWS
 
 runner = CliRunner()
 
@@ -35,29 +36,41 @@ def test_simulate_refuses_an_unknown_scenario_with_the_choices(home: Path) -> No
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_into_the_home(home: Path) -> None:
-    result = runner.invoke(app, ["demo", "--accounts", "25", "--days", "150", "--seed", "3"])
+def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in SHORT_WINDOWS.items():
+        monkeypatch.setenv(key, value)
+    # Expansions are rarer than churn: windows long enough that each holds some.
+    monkeypatch.setenv("CSA_TRAINING__TEST_DAYS", "45")
+    monkeypatch.setenv("CSA_TRAINING__TUNE_DAYS", "45")
+    result = runner.invoke(app, ["demo", "--accounts", "150", "--days", "365", "--seed", "5"])
 
     assert result.exit_code == 0, result.output
-    for number, name in enumerate(
-        [
-            "simulate",
-            "ingest",
-            "features build",
-            "features apply",
-            "features materialize",
-            "dataset churn",
-            "dataset expansion",
-        ],
-        start=1,
-    ):
-        assert f"[{number}/7] {name}:" in result.output
+    stages = [
+        "simulate",
+        "ingest",
+        "features build",
+        "features apply",
+        "features materialize",
+        "dataset churn",
+        "dataset expansion",
+        "train churn",
+        "promote churn",
+        "train expansion",
+        "promote expansion",
+        "score churn",
+        "score expansion",
+    ]
+    for number, name in enumerate(stages, start=1):
+        assert f"[{number}/{len(stages)}] {name}:" in result.output
+    assert "riskiest accounts" in result.output
     report = json.loads((home / "reports" / "ingest.json").read_text())
     assert report["ok"] is True
     assert report["sources"]["product_usage"]["accepted"] > 0
     churn = pd.read_parquet(home / "data" / "datasets" / "churn.parquet")
     assert len(churn) > 0
-    assert "churned_within_90d" in churn.columns
+    assert "churned_within_30d" in churn.columns
     assert set(churn["account_id"]) <= set(
         pd.read_csv(home / "data" / "raw" / "crm_accounts.csv")["Account ID"]
     )
+    scores = pd.read_parquet(home / "data" / "scores" / "churn.parquet")
+    assert len(scores) > 0 and scores["model_version"].notna().all()
