@@ -17,6 +17,7 @@ import pandas as pd
 import xgboost as xgb
 
 from csa.errors import ConfigError
+from csa.training.baseline import LinearModel
 from csa.training.calibration import Calibrator, RiskBands
 from csa.training.tables import FeatureSpace
 
@@ -56,6 +57,10 @@ class ScoringModel:
     descriptions: dict[str, str] = field(default_factory=dict)
     source: str = ""
     version: str | None = None  # the registry version, once loaded from the registry
+    # A share of a logistic regression in the raw probability, when that ranked better on the
+    # tuning window (near-linear data); drivers still come from the trees.
+    linear: LinearModel | None = None
+    tree_weight: float = 1.0
 
     def __post_init__(self) -> None:
         # Scoring one account at a time is dominated by call overhead; one thread avoids the
@@ -66,8 +71,15 @@ class ScoringModel:
         return xgb.DMatrix(self.space.encode(frame), enable_categorical=True)
 
     def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        """The trees' probability before calibration."""
-        return np.asarray(self.booster.predict(self.matrix(frame)), dtype="float64")
+        """The probability before calibration: the trees', or their blend with the regression."""
+        return self._blend(frame, self.booster.predict(self.matrix(frame)))
+
+    def _blend(self, frame: pd.DataFrame, trees: np.ndarray) -> np.ndarray:
+        trees = np.asarray(trees, dtype="float64")
+        if self.linear is None or self.tree_weight >= 1.0:
+            return trees
+        linear = self.linear.predict(frame)
+        return self.tree_weight * trees + (1.0 - self.tree_weight) * linear
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, one per row."""
@@ -76,7 +88,7 @@ class ScoringModel:
     def score(self, frame: pd.DataFrame, top: int = 0) -> Scores:
         """Probabilities, bands and, with ``top`` > 0, each row's ``top`` strongest drivers."""
         matrix = self.matrix(frame)
-        probability = self.calibrator.apply(np.asarray(self.booster.predict(matrix), "float64"))
+        probability = self.calibrator.apply(self._blend(frame, self.booster.predict(matrix)))
         scores = Scores(probability=probability, band=self.bands.bands(probability))
         if top > 0:
             contributions = self.booster.predict(matrix, pred_contribs=True)
@@ -127,6 +139,8 @@ class ScoringModel:
             "features": self.space.to_dict(),
             "calibration": self.calibrator.to_dict(),
             "bands": self.bands.to_dict(),
+            "tree_weight": self.tree_weight,
+            "linear": None if self.linear is None else self.linear.to_dict(),
             "descriptions": {
                 n: self.descriptions[n] for n in self.space.columns if n in self.descriptions
             },
@@ -149,9 +163,11 @@ class ScoringModel:
         booster = xgb.Booster()
         booster.load_model(str(booster_path))
         spec = json.loads(spec_path.read_text())
+        space = FeatureSpace.from_dict(spec["features"])
+        linear = spec.get("linear")
         return cls(
             booster=booster,
-            space=FeatureSpace.from_dict(spec["features"]),
+            space=space,
             calibrator=Calibrator.from_dict(spec["calibration"]),
             bands=RiskBands.from_dict(spec["bands"]),
             model=spec["model"],
@@ -159,6 +175,8 @@ class ScoringModel:
             descriptions=spec.get("descriptions", {}),
             source=spec.get("source", ""),
             version=version,
+            linear=None if linear is None else LinearModel.from_dict(space, linear),
+            tree_weight=float(spec.get("tree_weight", 1.0)),
         )
 
 

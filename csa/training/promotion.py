@@ -22,7 +22,6 @@ from csa.audit import append_record
 from csa.errors import ConfigError, ContractError
 from csa.settings import Settings
 from csa.training import evaluation, registry
-from csa.training.model import ScoringModel
 from csa.training.registry import CHALLENGER, CHAMPION, VersionInfo
 from csa.training.trainer import TEST_WINDOW_ARTIFACT
 
@@ -160,7 +159,7 @@ def _latest_window(
 def _evaluate(
     settings: Settings, name: str, info: VersionInfo, window: pd.DataFrame
 ) -> dict[str, float]:
-    model = ScoringModel.load(registry.model_folder(settings, name, info.version), info.version)
+    model = registry.load_version(settings, name, info.version)
     if model.label not in window.columns:
         raise ContractError(
             f"version {info.version} predicts {model.label!r}, which the window does not hold"

@@ -156,8 +156,14 @@ def log_scoring_model(
     signature: Any,
     input_example: Any,
     registered_model: str,
+    entry: Path = _ENTRY,
+    requirements: tuple[str, ...] = (),
 ) -> str:
     """Log the model folder as a pyfunc (code, not pickle) in the active run and register it.
+
+    Args:
+        entry: the pyfunc's code file (default the churn and expansion one).
+        requirements: packages the model needs beyond the platform's common ones.
 
     Returns:
         The new registered version.
@@ -166,23 +172,24 @@ def log_scoring_model(
 
     info = mlflow.pyfunc.log_model(
         name=MODEL_FOLDER,
-        python_model=str(_ENTRY),
+        python_model=str(entry),
         artifacts={"model": str(model_dir)},
         signature=signature,
         input_example=input_example,
         registered_model_name=registered_model,
         # Named, not inferred: inference imports the model in a subprocess, which costs
         # seconds per training and can pick up whatever else the environment holds.
-        pip_requirements=_requirements(),
+        pip_requirements=_requirements(requirements),
     )
     return str(info.registered_model_version)
 
 
-def _requirements() -> list[str]:
+def _requirements(extra: tuple[str, ...] = ()) -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for package in ("csa-platform", "mlflow", "xgboost", "pandas", "numpy", "scikit-learn"):
+    common = ("csa-platform", "mlflow", "xgboost", "pandas", "numpy", "scikit-learn")
+    for package in (*common, *extra):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -221,16 +228,27 @@ def model_folder(settings: Settings, name: str, version: str) -> Path:
 
 
 def load_model(settings: Settings, model: str, ref: str = CHAMPION) -> Any:
-    """The ``ScoringModel`` of ``csa-<model>`` at a version number or alias.
+    """The ``ScoringModel`` (``SentimentModel`` for sentiment) of ``csa-<model>`` at a version
+    number or alias.
 
     Raises:
         ModelNotFound: nothing is registered under that reference.
     """
-    from csa.training.model import ScoringModel
-
     name = registered_name(model)
     info = resolve_version(settings, name, ref)
-    return ScoringModel.load(model_folder(settings, name, info.version), version=info.version)
+    return load_version(settings, name, info.version)
+
+
+def load_version(settings: Settings, name: str, version: str) -> Any:
+    """The scoring model of one registered version; each exposes ``label`` and ``predict``."""
+    folder = model_folder(settings, name, version)
+    if name == registered_name("sentiment"):
+        from csa.training.sentiment_model import SentimentModel
+
+        return SentimentModel.load(folder, version=version)
+    from csa.training.model import ScoringModel
+
+    return ScoringModel.load(folder, version=version)
 
 
 def run_artifact(settings: Settings, run_id: str, path: str) -> Path:

@@ -32,7 +32,7 @@ def telco_split(folder: Path, seed: int = 2024) -> tuple[Path, Path]:
     return train_path, test_path
 
 
-def test_telco_reaches_0_85_and_matches_its_logistic_baseline(
+def test_telco_reaches_0_85_and_beats_its_logistic_baseline(
     settings: Settings, tmp_path: Path
 ) -> None:
     train_path, test_path = telco_split(tmp_path)
@@ -44,13 +44,15 @@ def test_telco_reaches_0_85_and_matches_its_logistic_baseline(
 
     print(
         f"Telco test ROC AUC {result.metrics['roc_auc']:.4f}, "
-        f"logistic baseline {result.metrics['baseline_roc_auc']:.4f}"
+        f"logistic baseline {result.metrics['baseline_roc_auc']:.4f}, "
+        f"trees' share of the blend {result.metrics['tree_weight']:.1f}"
     )
     assert result.windows["n_test"] == len(pd.read_csv(test_path))
     assert result.metrics["roc_auc"] >= 0.85
-    # Telco churn is close to linear in its columns: the tuned trees match a logistic
-    # regression on it rather than beat it (README, "Model quality").
-    assert result.metrics["roc_auc"] > result.metrics["baseline_roc_auc"] - 0.005
+    # Telco churn is close to linear in its columns: trees alone stay just under the
+    # regression, and the blend chosen on the tuning window passes it (README, "Model quality").
+    assert result.metrics["roc_auc"] > result.metrics["baseline_roc_auc"]
+    assert result.metrics["tree_weight"] < 1.0
     assert aliases_of(settings, "csa-churn") == {"challenger": result.version}
 
 
