@@ -105,6 +105,65 @@ class GateSettings(_Section):
     )
 
 
+class SentimentSettings(_Section):
+    """How ``csa train sentiment`` fine-tunes the packaged MiniLM encoder and its linear head."""
+
+    max_length: int = Field(
+        128, ge=8, le=512, description="Tokens of each text the encoder reads; the rest is cut."
+    )
+    epochs: int = Field(3, ge=1, description="Passes over the training texts.")
+    train_layers: int = Field(
+        2,
+        ge=1,
+        le=6,
+        description=(
+            "Top transformer layers fine-tuned (6: all); the word embeddings and lower layers "
+            "stay as packaged, which cuts the CPU cost of each step."
+        ),
+    )
+    batch_size: int = Field(16, ge=1, description="Texts per optimisation step.")
+    learning_rate: float = Field(
+        5e-5, gt=0, description="Peak learning rate of the encoder's weights."
+    )
+    head_learning_rate: float = Field(
+        1e-3, gt=0, description="Learning rate of the linear head, which starts from zero."
+    )
+    warmup_share: float = Field(
+        0.1, ge=0, lt=1, description="Share of the steps over which the learning rate ramps up."
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    threads: int = Field(2, ge=1, description="Torch threads while training and scoring.")
+    seed: int = Field(
+        7, description="Seed of the split, shuffling and dropout: same data, same model."
+    )
+    calibration_share: float = Field(
+        0.1,
+        gt=0,
+        lt=0.5,
+        description="Share of the training texts held out to fit the score's calibration.",
+    )
+    test_share: float = Field(
+        0.2,
+        gt=0,
+        lt=0.5,
+        description="Share of an own table held out for testing when no --test-table is given.",
+    )
+    max_train_texts: int | None = Field(
+        None,
+        ge=50,
+        description="Train on at most this many texts, drawn stratified (none: all); a faster demo.",
+    )
+    neutral_low: float = Field(
+        0.35, gt=0, lt=1, description="Scores from here up to neutral_high are labelled neutral."
+    )
+    neutral_high: float = Field(
+        0.65, gt=0, lt=1, description="Scores above this are positive, below neutral_low negative."
+    )
+    baseline_c: float = Field(
+        10.0, gt=0, description="Inverse regularisation of the TF-IDF logistic baseline."
+    )
+
+
 class TrainingSettings(_Section):
     """How ``csa train`` tunes, fits, calibrates and registers the churn and expansion models."""
 
@@ -151,6 +210,7 @@ class TrainingSettings(_Section):
         ),
     )
     gate: GateSettings = GateSettings()
+    sentiment: SentimentSettings = SentimentSettings()
 
 
 class AnalyticsSettings(_Section):
@@ -169,6 +229,9 @@ class AnalyticsSettings(_Section):
     survival_months: int = Field(
         24, ge=1, description="Months of each account's survival curve; caps expected months."
     )
+    survival_rounds: int = Field(
+        300, ge=10, description="Boosting rounds of the time-to-churn model."
+    )
     survival_test_months: int = Field(
         6, ge=1, description="Latest months of history held out to judge the time-to-churn model."
     )
@@ -180,6 +243,23 @@ class AnalyticsSettings(_Section):
     )
     simulations: int = Field(
         2000, ge=100, description="Monte Carlo draws behind the forecast's interval."
+    )
+
+
+class ServingSettings(_Section):
+    """The scoring service (``csa serve``)."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes it.")
+    port: int = Field(3000, ge=1, le=65535, description="Port to listen on.")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body; a larger one answers 413."
+    )
+    max_concurrency: int = Field(
+        64, ge=1, description="Requests handled at once; more answer 503 with Retry-After."
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Longest a request may take.")
+    reload_seconds: float = Field(
+        5.0, gt=0, description="How often the registry is asked for a new champion."
     )
 
 
@@ -195,6 +275,7 @@ class Settings(BaseSettings):
     stores: StoreSettings = StoreSettings()
     features: FeatureSettings = FeatureSettings()
     training: TrainingSettings = TrainingSettings()
+    serving: ServingSettings = ServingSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     redis_url: str | None = Field(None, description="Shortcut for stores.redis_url.")
     postgres_url: str | None = Field(None, description="Shortcut for stores.postgres_url.")

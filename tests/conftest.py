@@ -10,6 +10,9 @@ import pytest
 
 from csa.settings import Settings, load_settings
 
+# The simulated company and its trained models, shared by every package's tests.
+pytest_plugins = ["tests.company"]
+
 # Telemetry off before any library that reads these is imported by a test.
 os.environ.update(
     {

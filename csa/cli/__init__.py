@@ -64,11 +64,12 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from csa.cli import demo, features, ingestion, training
+    from csa.cli import demo, features, ingestion, serving, training
 
     ingestion.register(app)
     features.register(app)
     training.register(app)
+    serving.register(app)
     demo.register(app)
 
 

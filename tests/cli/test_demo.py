@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from csa.cli import app
-from tests.training.conftest import SHORT_WINDOWS
+from tests.company import SHORT_WINDOWS
 
 runner = CliRunner()
 

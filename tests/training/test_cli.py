@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from csa.cli import app
 from csa.features.definitions import JOIN_KEY
 from csa.training.scoring import active_accounts
-from tests.training.conftest import SHORT_WINDOWS, copy_home
+from tests.company import SHORT_WINDOWS, copy_home
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -15,7 +15,7 @@ from csa.settings import Settings
 from csa.training import CHALLENGER, load_model, train_model
 from csa.training.registry import aliases_of, registered_name, run_artifact
 from csa.training.tables import feature_store_table
-from tests.training.conftest import Trained
+from tests.company import Trained
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,7 @@
-"""A small simulated company, run through the real pipeline once for every training test.
+"""A small simulated company, run through the real pipeline once for the tests that need it.
+
+Registered as a plugin by ``tests/conftest.py``, so training, serving and CLI tests share the
+one session-scoped company.
 
 The windows are shortened (30-day horizon and warm-up, 30-day tuning and test windows) so that
 300 simulated days hold a training window of about five months; everything else is the real

@@ -1,0 +1,168 @@
+"""The scoring service in process: keys, roles, errors, scores, and following promotions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from csa.audit import read_records
+from csa.serving import KeyStore, build_service
+from csa.settings import Settings
+from csa.training import train_model
+from csa.training.promotion import promote
+from csa.training.scoring import active_accounts
+from tests.company import copy_home
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(company_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A home with a churn champion, keys of every role, and the service in process."""
+    settings = copy_home(company_home, tmp_path_factory.mktemp("served"))
+    settings.training.trials = 2
+    settings.serving.reload_seconds = 0.2
+    settings.serving.max_body_bytes = 4096
+    train_model(settings, "churn")
+    promote(settings, "churn")
+    store = KeyStore(settings)
+    keys = {role: store.create(role, f"test {role}")[0] for role in ("admin", "csm", "app")}
+    service = build_service(settings)
+    with TestClient(service.to_asgi()) as client:
+        yield client, settings, keys
+
+
+def call(client: TestClient, path: str, body: Any, key: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return client.post(path, json=body, headers=headers)
+
+
+def test_health_and_metrics_need_no_key(served: Any) -> None:
+    client, _, _ = served
+
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("key", [None, "csa_not-a-real-key"])
+def test_a_missing_or_unknown_key_answers_401_and_is_audited(served: Any, key: str | None) -> None:
+    client, settings, _ = served
+    response = call(client, "/churn", {"account_ids": ["ACC-000001"]}, key)
+
+    assert response.status_code == 401
+    assert "key" in response.json()["error"]
+    last = read_records(settings, "access")[-1]
+    assert last["status"] == 401 and last["path"] == "/churn"
+    assert "csa_not-a-real-key" not in str(read_records(settings, "access"))
+
+
+def test_every_role_allowed_on_churn_gets_scores_with_drivers(served: Any) -> None:
+    client, settings, keys = served
+    accounts = active_accounts(settings)[:3]
+    for role in ("admin", "csm", "app"):
+        response = call(client, "/churn", {"account_ids": accounts}, keys[role])
+
+        assert response.status_code == 200, (role, response.text)
+        scores = response.json()
+        assert [s["account_id"] for s in scores] == accounts
+        for score in scores:
+            assert 0 <= score["probability"] <= 1
+            assert score["risk_band"] in ("low", "medium", "high")
+            assert score["model_version"] == "1"
+            assert {"feature", "value", "contribution", "description"} <= set(score["drivers"][0])
+
+
+def test_a_role_without_the_route_answers_403(served: Any) -> None:
+    client, settings, keys = served
+    response = call(client, "/account", {"account_id": "ACC-000001"}, keys["app"])
+
+    assert response.status_code == 403
+    assert read_records(settings, "access")[-1]["status"] == 403
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"account_ids": []},
+        {"account_ids": "ACC-000001"},
+        {"account_ids": [1, 2]},
+        {"account_ids": [""]},
+        {"accounts": ["ACC-000001"]},
+        [],
+    ],
+)
+def test_malformed_bodies_answer_400(served: Any, body: Any) -> None:
+    client, _, keys = served
+
+    assert call(client, "/churn", body, keys["app"]).status_code == 400
+
+
+def test_a_body_over_the_cap_answers_413(served: Any) -> None:
+    client, _, keys = served
+    body = {"account_ids": [f"ACC-{i:06d}" for i in range(1000)]}
+
+    assert call(client, "/churn", body, keys["app"]).status_code == 413
+
+
+def test_unknown_accounts_answer_404_and_a_model_without_champion_503(served: Any) -> None:
+    client, _, keys = served
+
+    assert call(client, "/churn", {"account_ids": ["nobody"]}, keys["app"]).status_code == 404
+    assert call(client, "/expansion", {"account_ids": ["x"]}, keys["app"]).status_code == 503
+
+
+def test_a_promotion_goes_live_without_restart(served: Any) -> None:
+    client, settings, keys = served
+    account = active_accounts(settings)[0]
+    train_model(settings, "churn")
+    promote(settings, "churn", force=True, reason="test the hot swap")
+
+    deadline = time.monotonic() + 10
+    version = None
+    while time.monotonic() < deadline:
+        response = call(client, "/churn", {"account_ids": [account]}, keys["app"])
+        assert response.status_code == 200
+        version = response.json()[0]["model_version"]
+        if version == "2":
+            break
+        time.sleep(0.1)
+    assert version == "2"
+
+
+def test_a_champion_that_cannot_serve_is_refused_and_the_old_one_keeps_serving(
+    served: Any, tmp_path: Path
+) -> None:
+    client, settings, keys = served
+    own = tmp_path / "own.csv"
+    own.write_text("id,usage,churned\n" + "".join(f"a{i},{i % 7},{i % 2}\n" for i in range(400)))
+    from csa.training import read_user_table
+
+    before = call(client, "/churn", {"account_ids": [active_accounts(settings)[0]]}, keys["app"])
+    foreign = train_model(settings, "churn", read_user_table(own, "churned", "id"))
+    promote(settings, "churn", version=foreign.version, force=True, reason="test a refusal")
+    time.sleep(1.0)
+
+    after = call(client, "/churn", {"account_ids": [active_accounts(settings)[0]]}, keys["app"])
+    assert after.status_code == 200
+    assert after.json()[0]["model_version"] == before.json()[0]["model_version"]
+
+
+def test_keys_are_stored_only_as_hashes(served: Any) -> None:
+    _, settings, keys = served
+    stored = (settings.data_dir / "keys" / "keys.json").read_text()
+
+    assert all(key not in stored for key in keys.values())
+
+
+def test_an_unknown_role_names_the_roles(settings: Settings) -> None:
+    from csa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="admin"):
+        KeyStore(settings).create("intern")
