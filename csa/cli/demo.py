@@ -20,8 +20,11 @@ def demo(
     ] = None,
     days: Annotated[int | None, typer.Option(help="Days of history [settings].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the simulation [settings].")] = None,
+    serve: Annotated[
+        bool, typer.Option(help="End by serving the models (--no-serve stops after scoring).")
+    ] = True,
 ) -> None:
-    """Simulate a company, ingest it, build its features, train, promote and score models."""
+    """Simulate a company, ingest it, build its features, train, promote, score and serve."""
     from csa.ingestion.simulator import SimulationConfig
 
     settings = state.settings()
@@ -63,6 +66,29 @@ def demo(
         f"{settings.reports_dir / 'ingest.json'}.",
         highlight=False,
     )
+    if serve:
+        _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    """Create a demo key, print example calls, and serve until interrupted."""
+    from csa.cli.serving import serve
+    from csa.serving.access import KeyStore
+    from csa.training.scoring import active_accounts
+
+    key, key_id = KeyStore(settings).create("admin", "demo")
+    account = (active_accounts(settings) or ["ACC-000001"])[0]
+    base = f"http://{settings.serving.host}:{settings.serving.port}"
+    console.print(
+        f"demo key (admin, id {key_id}; more with `csa keys create --role csm`):\n  {key}\n"
+        "try, once the server below is up:\n"
+        f"  curl -s {base}/readyz\n"
+        f"  curl -s -X POST {base}/churn -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d '{{\"account_ids\": [\"{account}\"]}}'",
+        highlight=False,
+        soft_wrap=True,
+    )
+    serve(host=None, port=None)
 
 
 def register(app: typer.Typer) -> None:

@@ -48,6 +48,8 @@ def serve(
         "CSA_HOME": str(settings.home),
         "CSA_PROFILE": settings.profile,
         "BENTOML_DO_NOT_TRACK": "true",
+        # Third-party deprecation notices are not the operator's to act on.
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::DeprecationWarning"),
     }
     command = [
         sys.executable, "-m", "bentoml", "serve", "csa.serving.app:CustomerSuccess",

@@ -159,11 +159,25 @@ class AccessMiddleware:
         self.settings = settings
         self.keys = keys
         self.max_body = settings.serving.max_body_bytes
+        self.max_in_flight = settings.serving.max_concurrency
+        self.in_flight = 0  # one event loop per worker: no lock needed
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        if self.in_flight >= self.max_in_flight:
+            await send_json(
+                send, 503, {"error": "too many requests at once; retry"}, [(b"retry-after", b"1")]
+            )
+            return
+        self.in_flight += 1
+        try:
+            await self._checked(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _checked(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
@@ -192,7 +206,19 @@ class AccessMiddleware:
         scope.setdefault("state", {})
         scope["state"]["csa_role"] = role.name
         scope["state"]["csa_key_id"] = key_id
-        await self.app(scope, self._capped(receive), send)
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, self._capped(receive), tracked_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await self._refuse(send, scope, 413, str(exc), key_id)
 
     def _capped(self, receive: Any) -> Any:
         # A chunked body has no Content-Length: count what arrives and stop at the cap.
@@ -234,9 +260,12 @@ class BodyTooLarge(Exception):
         super().__init__(f"request body over {limit} bytes")
 
 
-async def send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+async def send_json(
+    send: Any, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     headers = [
+        *(extra or []),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
     ]

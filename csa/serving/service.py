@@ -43,7 +43,8 @@ def build_service(settings: Settings) -> Any:
 
     @bentoml.service(
         name="csa",
-        traffic={"timeout": serving.timeout_seconds, "max_concurrency": serving.max_concurrency},
+        # Concurrency is limited by AccessMiddleware, which answers 503 with Retry-After.
+        traffic={"timeout": serving.timeout_seconds},
         workers=1,
     )
     class CustomerSuccess:

@@ -42,7 +42,9 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
     # Expansions are rarer than churn: windows long enough that each holds some.
     monkeypatch.setenv("CSA_TRAINING__TEST_DAYS", "45")
     monkeypatch.setenv("CSA_TRAINING__TUNE_DAYS", "45")
-    result = runner.invoke(app, ["demo", "--accounts", "150", "--days", "365", "--seed", "5"])
+    result = runner.invoke(
+        app, ["demo", "--accounts", "150", "--days", "365", "--seed", "5", "--no-serve"]
+    )
 
     assert result.exit_code == 0, result.output
     stages = [
