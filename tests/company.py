@@ -67,7 +67,7 @@ def company_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def copy_home(source: Path, target: Path) -> Settings:
+def copy_home(source: Path, target: Path, lake: bool = False) -> Settings:
     """A fresh home with ``source``'s feature tables, applied and materialized anew.
 
     Only the feature tables are copied: the Feast state holds absolute paths, and each home
@@ -75,6 +75,8 @@ def copy_home(source: Path, target: Path) -> Settings:
     second on this size.
     """
     shutil.copytree(source / "data" / "features", target / "data" / "features")
+    if lake:  # the customer view reads the CRM, ticket and survey tables
+        shutil.copytree(source / "data" / "lake", target / "data" / "lake")
     settings = short_settings(target)
     apply_definitions(settings)
     materialize_latest(settings)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from csa.errors import CsaError
 from csa.serving.access import AccessMiddleware, KeyStore
+from csa.serving.customer_view import CustomerView
 from csa.serving.scoring import ChampionScorer
 from csa.settings import Settings
 
@@ -40,6 +41,7 @@ def _http_error(exc: CsaError) -> BentoMLException:
 def build_service(settings: Settings) -> Any:
     """The service class for ``settings`` (decorated, ready for ``bentoml serve``)."""
     serving = settings.serving
+    keys = KeyStore(settings)
 
     @bentoml.service(
         name="csa",
@@ -52,6 +54,8 @@ def build_service(settings: Settings) -> Any:
 
         def __init__(self) -> None:
             self.scorer = ChampionScorer(settings)
+            self.keys = keys
+            self.view = CustomerView(settings, self.scorer)
             self._stop = threading.Event()
             self._follow()
             self._follower = threading.Thread(
@@ -88,6 +92,20 @@ def build_service(settings: Settings) -> Any:
             """Probability of expansion within the horizon, band, drivers and model version."""
             return self._score("expansion", account_ids)
 
+        @bentoml.api(route="/account")
+        def account(
+            self,
+            account_id: Annotated[str, Field(min_length=1, max_length=128)],
+            ctx: bentoml.Context,
+        ) -> dict[str, Any]:
+            """The customer view: profile, usage, scores, tickets, comments, playbook actions."""
+            state = ctx.request.state
+            role = self.keys.role(state.csa_role)
+            try:
+                return self.view.view(account_id, role, state.csa_key_id)
+            except CsaError as exc:
+                raise _http_error(exc) from exc
+
         def _score(self, model: str, account_ids: list[str]) -> list[dict[str, Any]]:
             try:
                 return self.scorer.score(model, account_ids)
@@ -96,5 +114,5 @@ def build_service(settings: Settings) -> Any:
 
     # The decorator returns BentoML's Service wrapper, whose type the class statement hides.
     service: Any = CustomerSuccess
-    service.add_asgi_middleware(AccessMiddleware, settings=settings, keys=KeyStore(settings))
+    service.add_asgi_middleware(AccessMiddleware, settings=settings, keys=keys)
     return service

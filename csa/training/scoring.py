@@ -19,12 +19,13 @@ import pandas as pd
 
 from csa.errors import ConfigError, ContractError
 from csa.features.build import feature_table_path
-from csa.features.definitions import BATCH_GROUPS, JOIN_KEY, SNAPSHOT_TIME
+from csa.features.definitions import BATCH_GROUPS, JOIN_KEY, MODELS, SNAPSHOT_TIME
 from csa.features.online import OnlineFeatureReader
 from csa.features.store import latest_rows
+from csa.playbooks import Play, actions, load_playbook, playbook_path
 from csa.settings import Settings
 from csa.training.model import ScoringModel
-from csa.training.registry import CHAMPION, load_model
+from csa.training.registry import CHAMPION, aliases_of, load_model, registered_name
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,20 @@ def score_frame(model: ScoringModel, frame: pd.DataFrame, top: int) -> pd.DataFr
     )
 
 
+def _plays(plays: list[Play], frame: pd.DataFrame, models: dict[str, ScoringModel]) -> list[str]:
+    """Each row's playbook actions as JSON, from its features and every model's score."""
+    values = frame.to_dict("records")
+    for name, scoring in models.items():
+        if any(column not in frame.columns for column in scoring.space.columns):
+            continue  # trained on other features: its score is not known here
+        probability = scoring.predict(frame)
+        bands = scoring.bands.bands(probability)
+        for row, record in enumerate(values):
+            record[f"{name}.probability"] = float(probability[row])
+            record[f"{name}.band"] = str(bands[row])
+    return [json.dumps(actions(plays, record), default=str) for record in values]
+
+
 def score_accounts(
     settings: Settings,
     model: str,
@@ -108,11 +123,20 @@ def score_accounts(
         )
     ids = list(accounts) if accounts is not None else active_accounts(settings)
     reader = OnlineFeatureReader(settings)
+    plays = load_playbook(playbook_path(settings))
+    # The other model's champion, when there is one, so that plays on both scores can fire.
+    others = {
+        other: load_model(settings, other, CHAMPION)
+        for other in MODELS
+        if other != model and CHAMPION in aliases_of(settings, registered_name(other))
+    }
     parts = []
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
         frame = online_frame(reader, model, chunk)
-        parts.append(score_frame(scoring_model, frame, settings.training.top_drivers))
+        scored = score_frame(scoring_model, frame, settings.training.top_drivers)
+        scored["plays"] = _plays(plays, frame, {model: scoring_model, **others})
+        parts.append(scored)
     scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     scored = scored.sort_values("probability", ascending=False, ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)

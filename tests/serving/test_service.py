@@ -24,14 +24,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def served(company_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A home with a churn champion, keys of every role, and the service in process."""
-    settings = copy_home(company_home, tmp_path_factory.mktemp("served"))
+    settings = copy_home(company_home, tmp_path_factory.mktemp("served"), lake=True)
     settings.training.trials = 2
     settings.serving.reload_seconds = 0.2
     settings.serving.max_body_bytes = 4096
     train_model(settings, "churn")
     promote(settings, "churn")
     store = KeyStore(settings)
-    keys = {role: store.create(role, f"test {role}")[0] for role in ("admin", "csm", "app")}
+    roles = ("admin", "ml_engineer", "csm", "app")
+    keys = {role: store.create(role, f"test {role}")[0] for role in roles}
     service = build_service(settings)
     with TestClient(service.to_asgi()) as client:
         yield client, settings, keys
@@ -166,3 +167,70 @@ def test_an_unknown_role_names_the_roles(settings: Settings) -> None:
 
     with pytest.raises(ConfigError, match="admin"):
         KeyStore(settings).create("intern")
+
+
+def account_with_everything(settings: Settings) -> str:
+    """An active account that has contacts, an open ticket and a survey comment."""
+    from csa.ingestion.lake import read_table
+
+    lake = settings.lake_dir
+    tickets = read_table(lake, "tickets")
+    open_ = set(tickets.loc[~tickets["status"].isin(["solved", "closed"]), "account_id"])
+    comments = read_table(lake, "survey_responses").dropna(subset=["comment"])
+    candidates = open_ & set(comments["account_id"]) & set(active_accounts(settings))
+    assert candidates, "the test company has no account with open tickets and comments"
+    return sorted(candidates)[0]
+
+
+@pytest.mark.parametrize(
+    ("role", "visible"),
+    [
+        ("admin", {"contacts", "texts", "contract"}),
+        ("csm", {"contacts", "texts", "contract"}),
+        ("ml_engineer", {"contract"}),
+    ],
+)
+def test_the_customer_view_masks_what_the_role_may_not_see(
+    served: Any, role: str, visible: set[str]
+) -> None:
+    client, settings, keys = served
+    account = account_with_everything(settings)
+
+    response = call(client, "/account", {"account_id": account}, keys[role])
+
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert set(view["masked"]) == {"contacts", "texts", "contract"} - visible
+    contact = view["contacts"][0]
+    ticket = view["open_tickets"][0]
+    comment = next(c for c in view["recent_comments"] if c["comment"] is not None)
+    masked = {"masked": True}
+    assert (contact["email"] == masked) is ("contacts" not in visible)
+    assert (contact["name"] == masked) is ("contacts" not in visible)
+    assert (ticket["body"] == masked) is ("texts" not in visible)
+    assert (comment["comment"] == masked) is ("texts" not in visible)
+    assert (view["profile"]["mrr"] == masked) is ("contract" not in visible)
+    assert view["profile"]["plan_tier"] in ("starter", "growth", "enterprise")
+    assert view["scores"]["churn"]["model_version"]
+    assert "events_30d" in view["usage"]
+    assert all({"play", "message", "owner"} <= set(a) for a in view["playbook"])
+    if "contacts" in visible:
+        assert "@" in contact["email"]
+
+
+def test_reads_of_sensitive_fields_are_audited_without_their_values(served: Any) -> None:
+    client, settings, keys = served
+    account = account_with_everything(settings)
+    view = call(client, "/account", {"account_id": account}, keys["csm"]).json()
+
+    last = read_records(settings, "access")[-1]
+    assert last["event"] == "read" and last["account_id"] == account
+    assert last["fields"] == ["contacts", "contract", "texts"]
+    log = (settings.audit_dir / "access.jsonl").read_text()
+    assert view["contacts"][0]["email"] not in log
+
+
+def test_the_customer_view_of_an_unknown_account_is_404(served: Any) -> None:
+    client, _, keys = served
+
+    assert call(client, "/account", {"account_id": "nobody"}, keys["admin"]).status_code == 404

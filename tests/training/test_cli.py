@@ -64,6 +64,9 @@ def test_train_promote_models_and_score_from_the_command_line(cli_home: Path) ->
     assert (scores["model_version"] == "1").all()
     first = json.loads(scores["drivers"].iloc[0])
     assert {"feature", "value", "contribution", "description"} <= set(first[0])
+    plays = [play for row in scores["plays"] for play in json.loads(row)]
+    assert plays, "no account of the company needs any play"
+    assert {"play", "title", "priority", "owner", "message"} <= set(plays[0])
 
 
 def active_accounts_of(home: Path) -> list[str]:
