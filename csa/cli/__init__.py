@@ -64,13 +64,14 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from csa.cli import demo, features, ingestion, serving, training
+    from csa.cli import analytics, demo, features, ingestion, serving, training
 
     ingestion.register(app)
     features.register(app)
     training.register(app)
     serving.register(app)
     demo.register(app)
+    analytics.register(app)
 
 
 _register_commands()

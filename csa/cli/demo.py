@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from csa.cli.analytics import run_report
 from csa.cli.context import console, stage, state
 from csa.cli.features import run_apply, run_build, run_dataset, run_materialize
 from csa.cli.ingestion import run_ingest, run_simulate
@@ -56,6 +57,7 @@ def demo(
         ("promote expansion", lambda: run_promote(settings, "expansion")),
         ("score churn", lambda: _score_champion(settings, "churn", scores)),
         ("score expansion", lambda: _score_champion(settings, "expansion", scores)),
+        ("report", lambda: run_report(settings, settings.reports_dir)),
     ]
     for number, (name, run) in enumerate(steps, start=1):
         stage(number, len(steps), name, run())

@@ -61,6 +61,7 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
         "promote expansion",
         "score churn",
         "score expansion",
+        "report",
     ]
     for number, name in enumerate(stages, start=1):
         assert f"[{number}/{len(stages)}] {name}:" in result.output
@@ -74,5 +75,6 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
     assert set(churn["account_id"]) <= set(
         pd.read_csv(home / "data" / "raw" / "crm_accounts.csv")["Account ID"]
     )
+    assert (home / "reports" / "customer_analytics.html").stat().st_size > 10_000
     scores = pd.read_parquet(home / "data" / "scores" / "churn.parquet")
     assert len(scores) > 0 and scores["model_version"].notna().all()
