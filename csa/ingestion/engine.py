@@ -187,7 +187,7 @@ def _checked_batches(
             raw.drop(columns=[RAW_LINE], errors="ignore"), source.mapping, source.name
         )
         _require_columns(source, spec, mapped.frame)
-        valid = _validate(spec, mapped.frame, mapped.failures)
+        valid = validate_rows(spec, mapped.frame, mapped.failures)
         for index, failures in mapped.failures.items():
             quarantine.add(
                 raw.at[index, ORIGIN], _original(raw, index), [f.as_dict() for f in failures]
@@ -218,7 +218,7 @@ def _require_columns(source: Source, spec: TableSpec, frame: pd.DataFrame) -> No
         )
 
 
-def _validate(
+def validate_rows(
     spec: TableSpec, frame: pd.DataFrame, failures: dict[Any, list[Failure]]
 ) -> pd.DataFrame:
     """Rows that meet the contract, coerced to its types; every other row gets its reasons.

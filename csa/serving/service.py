@@ -22,6 +22,7 @@ from pydantic import Field
 from csa.errors import CsaError
 from csa.serving.access import AccessMiddleware, KeyStore
 from csa.serving.customer_view import CustomerView
+from csa.serving.intake import EventIntake
 from csa.serving.scoring import ChampionScorer
 from csa.settings import Settings
 
@@ -56,6 +57,7 @@ def build_service(settings: Settings) -> Any:
             self.scorer = ChampionScorer(settings)
             self.keys = keys
             self.view = CustomerView(settings, self.scorer)
+            self.intake = EventIntake(settings)
             self._stop = threading.Event()
             self._follow()
             self._follower = threading.Thread(
@@ -103,6 +105,21 @@ def build_service(settings: Settings) -> Any:
             role = self.keys.role(state.csa_role)
             try:
                 return self.view.view(account_id, role, state.csa_key_id)
+            except CsaError as exc:
+                raise _http_error(exc) from exc
+
+        @bentoml.api(route="/events")
+        def events(
+            self,
+            events: Annotated[
+                # Any items: a malformed event is rejected on its own, with its reason.
+                list[Any],
+                Field(min_length=1, max_length=10_000, description="Track calls to record."),
+            ],
+        ) -> dict[str, Any]:
+            """Usage events: accepted once durably logged, duplicates counted, rejects explained."""
+            try:
+                return self.intake.accept(events).as_dict()
             except CsaError as exc:
                 raise _http_error(exc) from exc
 

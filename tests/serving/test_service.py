@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +236,91 @@ def test_the_customer_view_of_an_unknown_account_is_404(served: Any) -> None:
     client, _, keys = served
 
     assert call(client, "/account", {"account_id": "nobody"}, keys["admin"]).status_code == 404
+
+
+def track(message_id: str, account: str, user: str = "u-1", **overrides: Any) -> dict[str, Any]:
+    """One track call as the product sends it."""
+    event = {
+        "messageId": message_id,
+        "event": "Report Created",
+        "userId": user,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "context": {"groupId": account},
+        "properties": {"count": 2},
+    }
+    event.update(overrides)
+    return event
+
+
+def test_events_are_logged_before_the_answer_and_counted_once(served: Any) -> None:
+    client, settings, keys = served
+    account = active_accounts(settings)[0]
+    batch = [track("m-1", account), track("m-2", account, user="u-2"), track("m-1", account)]
+
+    first = call(client, "/events", {"events": batch}, keys["app"]).json()
+    again = call(client, "/events", {"events": batch[:2]}, keys["app"]).json()
+
+    assert first == {"accepted": 2, "duplicates": 1, "rejected": []}
+    assert again == {"accepted": 0, "duplicates": 2, "rejected": []}
+    logged = [
+        json.loads(line)["messageId"]
+        for path in settings.raw_dir.glob("usage_events_intake-*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert logged == ["m-1", "m-2"]
+
+
+def test_malformed_events_are_rejected_with_reasons_and_good_ones_still_load(
+    served: Any,
+) -> None:
+    client, settings, keys = served
+    account = active_accounts(settings)[0]
+    batch = [
+        track("ok-1", account),
+        track("bad-time", account, timestamp="yesterday-ish"),
+        track("bad-event", account, event="Teleported"),
+        {**track("no-account", account), "context": {}},
+        track("future", account, timestamp="2999-01-01T00:00:00Z"),
+        {"event": "Report Created"},
+        "not an object",
+    ]
+
+    answer = call(client, "/events", {"events": batch}, keys["app"]).json()
+
+    assert answer["accepted"] == 1
+    reasons = {r["index"]: r["reason"] for r in answer["rejected"]}
+    assert set(reasons) == {1, 2, 3, 4, 5, 6}
+    assert "parse_timestamp" in reasons[1]
+    assert "event" in reasons[2]
+    assert "account_id" in reasons[3]
+    assert "occurred_at" in reasons[4]
+    assert "messageId" in reasons[5]
+
+
+def test_todays_counters_reach_the_online_store(served: Any) -> None:
+    from csa.features.online import OnlineFeatureReader
+
+    client, settings, keys = served
+    account = active_accounts(settings)[1]
+    batch = [track(f"live-{i}", account, user=f"u-{i % 3}") for i in range(6)]
+
+    call(client, "/events", {"events": batch}, keys["app"])
+
+    live = OnlineFeatureReader(settings).read("churn", [account])[account]
+    assert live["events_1d"].value == 12  # six calls of two reports each
+    assert live["active_users_1d"].value == 3
+
+
+def test_the_event_log_is_loaded_into_the_lake_by_csa_ingest(served: Any) -> None:
+    from csa.ingestion.engine import ingest
+    from csa.ingestion.lake import read_table
+
+    client, settings, keys = served
+    account = active_accounts(settings)[0]
+    call(client, "/events", {"events": [track("to-lake", account)]}, keys["app"])
+
+    report = ingest(settings, only=["product_usage"])
+
+    assert report.sources["product_usage"].status == "ok"
+    ids = set(read_table(settings.lake_dir, "usage_events", columns=["message_id"])["message_id"])
+    assert {"to-lake", "m-1", "ok-1"} <= ids

@@ -1,0 +1,180 @@
+"""Usage intake for the service: track calls in, validated, deduplicated, durably logged.
+
+Events arrive in the shape of the product's ``track`` calls and go through the very mapping and
+data contract of the ``product_usage`` source in ``configs/sources.yaml``, so the service and
+``csa ingest`` accept exactly the same events. Accepted events are appended to the event log
+``<raw>/usage_events_intake-YYYYMMDD.jsonl`` and flushed to disk before the answer: an event is
+acknowledged only once a crash can no longer lose it. ``csa ingest`` reads that log with the
+other usage exports (its name matches their glob) and loads it into the lake, deduplicating on
+``messageId`` as it does for every export.
+
+Today's per-account counters (actions, distinct people) are pushed to the online store through
+the feature store's push source, so live scores see today's usage at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from csa.features.repo import PUSH_SOURCE
+from csa.features.store import open_store
+from csa.ingestion.contracts import table_spec
+from csa.ingestion.engine import validate_rows
+from csa.ingestion.lake import read_table, table_exists
+from csa.ingestion.mapping import apply_mapping
+from csa.ingestion.sources import load_sources
+from csa.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "product_usage"
+_KEY = "messageId"
+
+
+@dataclass
+class IntakeResult:
+    """Counts of one request and a reason for every rejected event."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+
+
+class EventIntake:
+    """Validates, deduplicates and durably logs usage events; pushes today's counters."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        (self.source,) = load_sources(settings.sources_file, only=[SOURCE])
+        self.spec = table_spec("usage_events")
+        self._lock = threading.Lock()
+        self._seen: set[str] | None = None
+        self._today: dt.date | None = None
+        self._events: dict[str, int] = defaultdict(int)
+        self._people: dict[str, set[str]] = defaultdict(set)
+        self._store: Any = None
+
+    def _seen_ids(self) -> set[str]:
+        # Loaded once: the lake's ids and those already in the event log.
+        if self._seen is None:
+            seen: set[str] = set()
+            lake = self.settings.lake_dir
+            if table_exists(lake, "usage_events"):
+                ids = read_table(lake, "usage_events", columns=["message_id"])["message_id"]
+                seen.update(ids.astype(str))
+            for path in sorted(self.settings.raw_dir.glob("usage_events_intake-*.jsonl")):
+                for line in path.read_text().splitlines():
+                    try:
+                        seen.add(str(json.loads(line)[_KEY]))
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        continue
+            self._seen = seen
+        return self._seen
+
+    def accept(self, events: list[Any]) -> IntakeResult:
+        """Take a batch of events; every event is accepted, a duplicate, or rejected."""
+        result = IntakeResult()
+        with self._lock:
+            seen = self._seen_ids()
+            fresh: dict[int, dict[str, Any]] = {}
+            in_batch: set[str] = set()
+            for index, event in enumerate(events):
+                key = event.get(_KEY) if isinstance(event, dict) else None
+                if not isinstance(event, dict) or not isinstance(key, str) or not key:
+                    result.rejected.append(
+                        {"index": index, "messageId": key, "reason": "an event is an object "
+                         "with a non-empty string messageId"}
+                    )  # fmt: skip
+                elif key in seen or key in in_batch:
+                    result.duplicates += 1
+                else:
+                    in_batch.add(key)
+                    fresh[index] = event
+            valid, rows = self._validated(fresh, result)
+            if valid:
+                self._append(valid)
+                seen.update(str(e[_KEY]) for e in valid.values())
+                result.accepted = len(valid)
+        if valid:
+            self._push_counters(rows)
+        return result
+
+    def _validated(
+        self, fresh: dict[int, dict[str, Any]], result: IntakeResult
+    ) -> tuple[dict[int, dict[str, Any]], pd.DataFrame]:
+        """The events that meet the contract (as received) and their canonical rows."""
+        if not fresh:
+            return {}, pd.DataFrame()
+        raw = pd.json_normalize(list(fresh.values()))
+        raw.index = pd.Index(list(fresh))
+        fields = list(self.source.mapping.rename)
+        raw = raw.reindex(columns=fields)
+        mapped = apply_mapping(raw, self.source.mapping, SOURCE)
+        valid = validate_rows(self.spec, mapped.frame, mapped.failures)
+        for index, failures in sorted(mapped.failures.items()):
+            reasons = "; ".join(f"{f.column}: {f.check} ({f.value!r})" for f in failures)
+            result.rejected.append(
+                {"index": int(index), "messageId": fresh[index].get(_KEY), "reason": reasons}
+            )
+        result.rejected.sort(key=lambda r: r["index"])
+        return {int(i): fresh[int(i)] for i in valid.index}, valid
+
+    def _append(self, events: dict[int, dict[str, Any]]) -> None:
+        day = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+        path = self.settings.raw_dir / f"usage_events_intake-{day}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = "".join(json.dumps(e, default=str) + "\n" for e in events.values()).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _push_counters(self, rows: pd.DataFrame) -> None:
+        """Today's actions and distinct people per account, into the online store."""
+        today = dt.datetime.now(dt.UTC).date()
+        with self._lock:
+            if self._today != today:  # a new UTC day starts the counters again
+                self._today = today
+                self._events.clear()
+                self._people.clear()
+            todays = rows[rows["occurred_at"].dt.date == today]
+            for row in todays.itertuples(index=False):
+                self._events[row.account_id] += int(row.quantity)
+                self._people[row.account_id].add(row.user_id)
+            accounts = sorted(set(todays["account_id"]))
+            frame = pd.DataFrame(
+                {
+                    "account_id": accounts,
+                    "as_of": pd.Timestamp.now(tz="UTC"),
+                    "events_1d": [self._events[a] for a in accounts],
+                    "active_users_1d": [len(self._people[a]) for a in accounts],
+                }
+            )
+        if frame.empty:
+            return
+        try:
+            from feast.data_source import PushMode
+
+            if self._store is None:
+                self._store = open_store(self.settings)
+            self._store.push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
+        except Exception as exc:  # the events are safe in the log; counters catch up later
+            logger.warning("could not push live usage counters: %s", exc)
