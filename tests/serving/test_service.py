@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,31 +12,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from csa.audit import read_records
-from csa.serving import KeyStore, build_service
+from csa.serving import KeyStore
 from csa.settings import Settings
 from csa.training import train_model
 from csa.training.promotion import promote
 from csa.training.scoring import active_accounts
-from tests.company import copy_home
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def served(company_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A home with a churn champion, keys of every role, and the service in process."""
-    settings = copy_home(company_home, tmp_path_factory.mktemp("served"), lake=True)
-    settings.training.trials = 2
-    settings.serving.reload_seconds = 0.2
-    settings.serving.max_body_bytes = 4096
-    train_model(settings, "churn")
-    promote(settings, "churn")
-    store = KeyStore(settings)
-    roles = ("admin", "ml_engineer", "csm", "app")
-    keys = {role: store.create(role, f"test {role}")[0] for role in roles}
-    service = build_service(settings)
-    with TestClient(service.to_asgi()) as client:
-        yield client, settings, keys
 
 
 def call(client: TestClient, path: str, body: Any, key: str | None) -> Any:
