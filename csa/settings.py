@@ -111,7 +111,9 @@ class SentimentSettings(_Section):
     max_length: int = Field(
         128, ge=8, le=512, description="Tokens of each text the encoder reads; the rest is cut."
     )
-    epochs: int = Field(3, ge=1, description="Passes over the training texts.")
+    epochs: int = Field(
+        1, ge=1, description="Passes over the training texts (one: about 20 minutes on 2 cores)."
+    )
     train_layers: int = Field(
         2,
         ge=1,
@@ -123,7 +125,7 @@ class SentimentSettings(_Section):
     )
     batch_size: int = Field(16, ge=1, description="Texts per optimisation step.")
     learning_rate: float = Field(
-        5e-5, gt=0, description="Peak learning rate of the encoder's weights."
+        1e-4, gt=0, description="Peak learning rate of the fine-tuned encoder layers."
     )
     head_learning_rate: float = Field(
         1e-3, gt=0, description="Learning rate of the linear head, which starts from zero."
@@ -151,7 +153,7 @@ class SentimentSettings(_Section):
     max_train_texts: int | None = Field(
         None,
         ge=50,
-        description="Train on at most this many texts, drawn stratified (none: all); a faster demo.",
+        description="Train on at most this many texts, drawn stratified (none: all); for demos.",
     )
     neutral_low: float = Field(
         0.35, gt=0, lt=1, description="Scores from here up to neutral_high are labelled neutral."
@@ -160,7 +162,16 @@ class SentimentSettings(_Section):
         0.65, gt=0, lt=1, description="Scores above this are positive, below neutral_low negative."
     )
     baseline_c: float = Field(
-        10.0, gt=0, description="Inverse regularisation of the TF-IDF logistic baseline."
+        10.0,
+        gt=0,
+        description="Inverse regularisation of the TF-IDF logistic regression (the baseline).",
+    )
+    blend_terms: bool = Field(
+        True,
+        description=(
+            "Blend the TF-IDF regression's logit into the score, weighted on the held-out "
+            "texts; off: the fine-tuned encoder alone."
+        ),
     )
 
 

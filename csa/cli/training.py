@@ -10,21 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from csa.cli.context import console, failures_exit, stage, state
+from csa.cli.context import console, failures_exit, progress_callback, stage, state
 from csa.errors import ConfigError
 from csa.settings import Settings
 
 ACCOUNT_MODELS = ("churn", "expansion")
+TRAINED_MODELS = (*ACCOUNT_MODELS, "sentiment")
 
 
-def _check_model(model: str) -> None:
-    if model not in ACCOUNT_MODELS:
+def _check_model(model: str, known: tuple[str, ...] = ACCOUNT_MODELS) -> None:
+    if model not in known:
         with failures_exit():
-            raise ConfigError(f"unknown model {model!r}; use one of: {', '.join(ACCOUNT_MODELS)}.")
+            raise ConfigError(f"unknown model {model!r}; use one of: {', '.join(known)}.")
 
 
 def train(
-    model: Annotated[str, typer.Argument(help="churn or expansion.")],
+    model: Annotated[str, typer.Argument(help="churn, expansion or sentiment.")],
     trials: Annotated[int | None, typer.Option(help="Optuna trials [training.trials].")] = None,
     metrics_out: Annotated[
         Path | None, typer.Option("--metrics-out", help="Write the test metrics as JSON.")
@@ -51,10 +52,27 @@ def train(
     test_table: Annotated[
         Path | None, typer.Option("--test-table", help="Evaluate on this table instead of a split.")
     ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Text column of --table (sentiment).")
+    ] = None,
 ) -> None:
-    """Tune, train, calibrate and evaluate a model; register it as the challenger."""
-    _check_model(model)
+    """Train, calibrate and evaluate a model (sentiment: fine-tuned); register the challenger."""
+    _check_model(model, TRAINED_MODELS)
     settings = state.settings()
+    if model == "sentiment":
+        with failures_exit():
+            unused = {"--trials": trials, "--id": id_column, "--time": time_column}
+            given = [option for option, value in unused.items() if value is not None]
+            if given:
+                raise ConfigError(
+                    f"{', '.join(given)} apply to churn and expansion only; drop them for "
+                    "sentiment."
+                )
+        detail = run_train_sentiment(
+            settings, metrics_out, predictions_out, table, text_column, label, positive, test_table
+        )
+        stage(1, 1, "train sentiment", detail)
+        return
     stage(1, 1, f"train {model}", run_train(
         settings, model, trials, metrics_out, predictions_out,
         table, label, id_column, time_column, positive, test_table,
@@ -104,6 +122,51 @@ def run_train(
     )
 
 
+def run_train_sentiment(
+    settings: Settings,
+    metrics_out: Path | None = None,
+    predictions_out: Path | None = None,
+    table: Path | None = None,
+    text_column: str | None = None,
+    label: str | None = None,
+    positive: str | None = None,
+    test_table: Path | None = None,
+) -> str:
+    """Fine-tune and register the sentiment model; the stage line's detail."""
+    from csa.training.sentiment import read_text_table, train_sentiment
+
+    with failures_exit():
+        own = test = None
+        if table is not None:
+            if not text_column or not label:
+                raise ConfigError(
+                    "--table needs --text-column COL and --label COL naming its columns."
+                )
+            own = read_text_table(table, text_column, label, positive)
+            if test_table is not None:
+                test = read_text_table(test_table, text_column, label, positive)
+        elif test_table is not None:
+            raise ConfigError(
+                "--test-table goes with --table; without it, the bundled review corpus' test "
+                "texts are used."
+            )
+        report, bar = progress_callback()
+        with bar:
+            result = train_sentiment(settings, own, test, progress=report)
+        if metrics_out is not None:
+            metrics_out.parent.mkdir(parents=True, exist_ok=True)
+            metrics_out.write_text(json.dumps(result.metrics_record(), indent=2))
+        if predictions_out is not None:
+            _write_frame(result.predictions, predictions_out)
+    m = result.metrics
+    return (
+        f"csa-sentiment version {result.version} (challenger): test ROC AUC {m['roc_auc']:.3f} "
+        f"(TF-IDF baseline {m['baseline_roc_auc']:.3f}), accuracy {m['accuracy']:.3f}, "
+        f"macro F1 {m['macro_f1']:.3f}, {result.counts['n_train']:,} train / "
+        f"{result.counts['n_test']:,} test texts in {result.seconds:.1f} s"
+    )
+
+
 def _write_frame(frame: object, out: Path) -> None:
     import pandas as pd
 
@@ -119,7 +182,7 @@ def _write_frame(frame: object, out: Path) -> None:
 
 
 def promote(
-    model: Annotated[str, typer.Argument(help="churn or expansion.")],
+    model: Annotated[str, typer.Argument(help="churn, expansion or sentiment.")],
     version: Annotated[
         str | None,
         typer.Option(help="Version to promote [the challenger]; an older one rolls back."),
@@ -128,7 +191,7 @@ def promote(
     reason: Annotated[str | None, typer.Option(help="Why (required with --force).")] = None,
 ) -> None:
     """Make the challenger (or --version) the champion if the gate finds it better."""
-    _check_model(model)
+    _check_model(model, TRAINED_MODELS)
     settings = state.settings()
     detail = run_promote(settings, model, version, force, reason)
     stage(1, 1, f"promote {model}", detail)
@@ -157,7 +220,7 @@ def models() -> None:
     settings = state.settings()
     table = Table("model", "version", "aliases", "ROC AUC", "ECE", "gate", "trained on")
     with failures_exit():
-        for model in (*ACCOUNT_MODELS, "sentiment"):
+        for model in TRAINED_MODELS:
             for info in list_versions(settings, registered_name(model)):
                 table.add_row(
                     info.name,

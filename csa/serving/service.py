@@ -71,6 +71,10 @@ def build_service(settings: Settings) -> Any:
             except Exception as exc:  # the registry may be briefly unreachable
                 logger.warning("registry check failed, keeping the current models: %s", exc)
 
+        @bentoml.on_shutdown
+        def _stop_following(self) -> None:
+            self._stop.set()
+
         def _follow_loop(self) -> None:
             while not self._stop.wait(serving.reload_seconds):
                 self._follow()

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 Method = Literal["none", "platt", "isotonic"]
 _EPS = 1e-6
+_TIE_BREAK = 1e-6
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -64,9 +65,12 @@ class Calibrator:
             logit = np.log(np.clip(raw, _EPS, 1 - _EPS) / np.clip(1 - raw, _EPS, 1))
             return 1.0 / (1.0 + np.exp(-(self.coef * logit + self.intercept)))
         if self.method == "isotonic":
-            # A step fitted on a handful of top rows can reach 0 or 1; finite data never
-            # justifies certainty.
-            return np.clip(np.interp(raw, self.x, self.y), 0.001, 0.999)
+            # Isotonic regression is a staircase: on its flat steps every account would tie,
+            # and the ranking the trees learned would be lost. A slope far below any
+            # probability a person reads keeps their order. And a step fitted on a handful of
+            # top rows can reach 0 or 1, a certainty finite data never justifies.
+            stepped = np.clip(np.interp(raw, self.x, self.y), 0.001, 0.999)
+            return stepped + _TIE_BREAK * raw
         return raw
 
     def to_dict(self) -> dict[str, Any]:

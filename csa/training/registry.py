@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +43,15 @@ def registered_name(model: str) -> str:
 
 
 def client(settings: Settings) -> Any:
-    """An ``MlflowClient`` of this home, with the global tracking URI pointed at it too."""
-    import mlflow
+    """An ``MlflowClient`` of this home.
+
+    It leaves MLflow's process-wide tracking URI alone: the service asks the registry from a
+    background thread, and moving the global URI there would send a training running in the
+    same process to another home's store.
+    """
     from mlflow import MlflowClient
 
     uri = settings.mlflow_tracking_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     try:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     except Exception as exc:
@@ -58,7 +62,15 @@ def client(settings: Settings) -> Any:
 
 
 def experiment_id(settings: Settings, name: str) -> str:
-    """The experiment called ``name``, created with artifacts under ``<home>/mlruns``."""
+    """The experiment called ``name``, created with artifacts under ``<home>/mlruns``.
+
+    Also points MLflow's fluent API (``start_run``, ``log_artifacts``, ``log_model``) at this
+    home, since a run is started in that experiment next.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     mlflow_client = client(settings)
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
@@ -214,11 +226,22 @@ def model_folder(settings: Settings, name: str, version: str) -> Path:
     local = settings.data_dir / "models" / name / version
     target = local / "artifacts" / "model"
     if not target.exists():
-        client(settings)
-        local.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(local)
-        )
+        # Downloaded beside the cache and renamed into place, so that a reader never finds a
+        # half-copied model.
+        source = client(settings).get_model_version_download_uri(name, version)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=local.parent))
+        try:
+            root = mlflow.artifacts.download_artifacts(
+                artifact_uri=source,
+                dst_path=str(scratch),
+                tracking_uri=settings.mlflow_tracking_uri,
+            )
+            if not target.exists():
+                shutil.rmtree(local, ignore_errors=True)  # a copy without the model folder
+                Path(root).rename(local)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     if not target.exists():
         raise ConfigError(
             f"{name} version {version} has no model folder; it was not registered by "
@@ -255,12 +278,14 @@ def run_artifact(settings: Settings, run_id: str, path: str) -> Path:
     """A local copy of one artifact of a run."""
     import mlflow
 
-    client(settings)
     local = settings.data_dir / "runs" / run_id / path
     if not local.exists():
         # MLflow writes a downloaded file under its base name inside dst_path.
         local.parent.mkdir(parents=True, exist_ok=True)
         mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=str(local.parent)
+            run_id=run_id,
+            artifact_path=path,
+            dst_path=str(local.parent),
+            tracking_uri=settings.mlflow_tracking_uri,
         )
     return local

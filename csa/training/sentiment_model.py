@@ -1,13 +1,14 @@
-"""The sentiment model as the platform scores with it: a MiniLM encoder and a linear head.
+"""The sentiment model as the platform scores with it: a MiniLM encoder, a head, word terms.
 
 A text is cut to ``max_length`` tokens, encoded, mean-pooled over its tokens and normalised
 (the pooling all-MiniLM-L6-v2 was trained with); a linear head turns the embedding into a
-logit, and a Platt map fitted on held-out texts turns the logit into the score: the probability
-that the text is positive. Scores inside the neutral band are labelled ``neutral``.
+logit. A TF-IDF logistic regression over words and word pairs gives a second logit, and a
+logistic map fitted on held-out texts blends and calibrates the two into the score: the
+probability that the text is positive. Scores inside the neutral band are labelled ``neutral``.
 
 On disk a model is the encoder and tokenizer as written by ``save_pretrained`` (safetensors)
-and ``sentiment.json`` holding the head's weights, the calibration and the band: plain data, so
-loading a model never runs code that came with it.
+and ``sentiment.json`` holding the head's weights, the word terms, the blend and the band:
+plain data, so loading a model never runs code that came with it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,58 @@ def embed(encoder: Any, tokenizer: Any, texts: Sequence[str], max_length: int) -
 
 
 @dataclass
+class WordTerms:
+    """A TF-IDF (words and word pairs) logistic regression, kept as plain numbers."""
+
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], y: np.ndarray, c: float) -> WordTerms:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        vectoriser = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        matrix = vectoriser.fit_transform([clean_text(text) for text in texts])
+        fitted = LogisticRegression(C=c, max_iter=2000).fit(matrix, y)
+        return cls(
+            vocabulary={term: int(i) for term, i in vectoriser.vocabulary_.items()},
+            idf=np.asarray(vectoriser.idf_, dtype="float64"),
+            coef=np.asarray(fitted.coef_[0], dtype="float64"),
+            intercept=float(fitted.intercept_[0]),
+        )
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectoriser = TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, vocabulary=self.vocabulary
+        )
+        vectoriser.idf_ = self.idf
+        matrix = vectoriser.transform([clean_text(text) for text in texts])
+        return np.asarray(matrix @ self.coef + self.intercept, dtype="float64")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vocabulary": self.vocabulary,
+            "idf": self.idf.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> WordTerms:
+        return cls(
+            vocabulary={str(k): int(v) for k, v in spec["vocabulary"].items()},
+            idf=np.asarray(spec["idf"], dtype="float64"),
+            coef=np.asarray(spec["coef"], dtype="float64"),
+            intercept=float(spec["intercept"]),
+        )
+
+
+@dataclass
 class SentimentModel:
     """Encoder, head, calibration and neutral band: texts in, labels and scores out."""
 
@@ -61,11 +114,14 @@ class SentimentModel:
     tokenizer: Any
     weight: np.ndarray  # the head: one weight per embedding dimension
     bias: float
-    slope: float  # Platt calibration: score = sigmoid(slope * logit + intercept)
+    # The blend: score = sigmoid(slope * encoder logit + terms_slope * terms logit + intercept)
+    slope: float
     intercept: float
     max_length: int
     neutral_low: float
     neutral_high: float
+    terms: WordTerms | None = None
+    terms_slope: float = 0.0
     positive_value: str = "1"  # what a positive label was called in the training data
     source: str = ""
     threads: int = 2
@@ -76,7 +132,7 @@ class SentimentModel:
         """The head's raw logits, before calibration."""
         import torch
 
-        texts = [_clean(text) for text in texts]
+        texts = [clean_text(text) for text in texts]
         out = np.zeros(len(texts), dtype="float64")
         if not texts:
             return out
@@ -97,12 +153,19 @@ class SentimentModel:
             torch.set_num_threads(previous)
         return out
 
-    def calibrate(self, logits: np.ndarray) -> np.ndarray:
-        return np.asarray(1.0 / (1.0 + np.exp(-(self.slope * logits + self.intercept))))
+    def terms_logits(self, texts: Sequence[str]) -> np.ndarray:
+        if self.terms is None:
+            return np.zeros(len(texts), dtype="float64")
+        return self.terms.logits(texts)
+
+    def calibrate(self, logits: np.ndarray, terms_logits: np.ndarray) -> np.ndarray:
+        """Blend the two logits into the calibrated probability of positive."""
+        blended = self.slope * logits + self.terms_slope * terms_logits + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-blended)))
 
     def probability(self, texts: Sequence[str]) -> np.ndarray:
         """The calibrated probability that each text is positive."""
-        return self.calibrate(self.logits(texts))
+        return self.calibrate(self.logits(texts), self.terms_logits(texts))
 
     def predict(self, window: pd.DataFrame) -> np.ndarray:
         """Probabilities for the ``text`` column of a window, as the promotion gate asks."""
@@ -132,7 +195,12 @@ class SentimentModel:
         self.tokenizer.save_pretrained(str(folder / ENCODER_FOLDER))
         spec = {
             "head": {"weight": [float(w) for w in self.weight], "bias": float(self.bias)},
-            "calibration": {"slope": float(self.slope), "intercept": float(self.intercept)},
+            "calibration": {
+                "slope": float(self.slope),
+                "terms_slope": float(self.terms_slope),
+                "intercept": float(self.intercept),
+            },
+            "terms": self.terms.to_dict() if self.terms is not None else None,
             "max_length": self.max_length,
             "neutral_band": [self.neutral_low, self.neutral_high],
             "positive_value": self.positive_value,
@@ -168,6 +236,8 @@ class SentimentModel:
             bias=float(spec["head"]["bias"]),
             slope=float(spec["calibration"]["slope"]),
             intercept=float(spec["calibration"]["intercept"]),
+            terms=WordTerms.from_dict(spec["terms"]) if spec.get("terms") else None,
+            terms_slope=float(spec["calibration"].get("terms_slope", 0.0)),
             max_length=int(spec["max_length"]),
             neutral_low=float(low),
             neutral_high=float(high),
@@ -178,7 +248,7 @@ class SentimentModel:
         )
 
 
-def _clean(text: Any) -> str:
+def clean_text(text: Any) -> str:
     """A text as the encoder should read it: review exports carry HTML line breaks."""
     if text is None or (isinstance(text, float) and text != text):
         return ""

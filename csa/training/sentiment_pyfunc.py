@@ -28,14 +28,13 @@ class TextSentimentModel(PythonModel):
     def predict(
         self,
         context: PythonModelContext,
-        model_input: Any,
+        model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        if isinstance(model_input, pd.DataFrame):
-            column = "text" if "text" in model_input.columns else model_input.columns[0]
-            texts = model_input[column].tolist()
-        else:
-            texts = [str(text) for text in model_input]
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame({"text": list(model_input)})
+        column = "text" if "text" in model_input.columns else model_input.columns[0]
+        texts = model_input[column].tolist()
         scores = self._model.score(texts)
         return pd.DataFrame({"label": scores.label, "score": scores.score})
 

@@ -305,3 +305,19 @@ def test_the_event_log_is_loaded_into_the_lake_by_csa_ingest(served: Any) -> Non
     assert report.sources["product_usage"].status == "ok"
     ids = set(read_table(settings.lake_dir, "usage_events", columns=["message_id"])["message_id"])
     assert {"to-lake", "m-1", "ok-1"} <= ids
+
+
+def test_following_the_registry_leaves_mlflows_global_tracking_uri_alone(served: Any) -> None:
+    import mlflow
+
+    from csa.serving.scoring import ChampionScorer
+
+    _, settings, _ = served
+    mlflow.set_tracking_uri("sqlite:///elsewhere.db")
+    try:
+        ChampionScorer(settings).refresh()
+
+        # A training in the same process keeps logging to its own store meanwhile.
+        assert mlflow.get_tracking_uri() == "sqlite:///elsewhere.db"
+    finally:
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)

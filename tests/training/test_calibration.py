@@ -74,3 +74,15 @@ def test_bands_hold_the_configured_shares_of_the_tuning_window() -> None:
     assert np.mean(labels == "medium") == pytest.approx(0.2, abs=0.005)
     assert bands.band(bands.high) == "high"
     assert bands.band(bands.medium - 1e-9) == "low"
+
+
+def test_isotonic_calibration_keeps_the_ranking_it_was_given() -> None:
+    rng = np.random.default_rng(10)
+    raw = rng.random(2_000)
+    y = outcomes(raw**3, 11)
+    fitted = fit_calibrator("isotonic", y[:200], raw[:200])  # few rows: a coarse staircase
+
+    calibrated = fitted.apply(raw)
+
+    assert len(np.unique(np.round(fitted.y, 12))) < 50
+    assert (np.argsort(calibrated, kind="stable") == np.argsort(raw, kind="stable")).all()

@@ -58,6 +58,7 @@ def test_the_pyfunc_gives_the_same_probabilities_as_the_platform(trained: Traine
     settings, result = trained
     model = load_model(settings, "churn", str(result.version))
     rows = feature_store_table(settings, "churn").frame.tail(50)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/csa-churn/{result.version}")
     inputs = rows[model.space.columns].astype({c: object for c in model.space.categories})
 
