@@ -54,6 +54,8 @@ def _configure_logging(verbose: bool) -> None:
         force=True,
     )
     logging.getLogger("csa").setLevel(level)
+    # MLflow attaches its own handler and reports database migrations at INFO.
+    logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:
         # Third-party deprecation and "experimental API" notices are not the user's to act on.
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 
 METRIC = "auc"
 _OBSERVATION = f"tune-{METRIC}"
+# On the simulated company the tuning window's AUC peaks early (the best trials at 8-22 rounds)
+# and early stopping ends each trial ~30 rounds later, far short of max_rounds: a pruner that
+# waits 20 rounds and for 5 finished trials saved only 5-28% of the rounds. Judged from round 5
+# against 2 finished trials, the median rule trained 33-58% of an unpruned search's rounds in
+# six studies (two models, three seeds) and never lowered the best tuning AUC
+# (bench/bench_tuning.py measures it).
+_PRUNER_STARTUP_TRIALS = 2
+_PRUNER_WARMUP_ROUNDS = 5
 
 
 @dataclass
@@ -113,10 +121,13 @@ def tune(
     started = time.perf_counter()
     use_pruning = config.pruning if pruning is None else pruning
     pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
+        optuna.pruners.MedianPruner(
+            n_startup_trials=_PRUNER_STARTUP_TRIALS, n_warmup_steps=_PRUNER_WARMUP_ROUNDS
+        )
         if use_pruning
         else optuna.pruners.NopPruner()
     )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name,
         direction="maximize",
@@ -172,7 +183,6 @@ def tune(
         )
         return auc
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
         objective, n_trials=trials or config.trials, timeout=config.timeout_seconds, n_jobs=1
     )
