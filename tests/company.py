@@ -38,10 +38,10 @@ SHORT_WINDOWS = {
 }
 
 
-def short_settings(home: Path) -> Settings:
-    """Local settings rooted at ``home`` with the short windows above."""
-    saved = {key: os.environ.get(key) for key in SHORT_WINDOWS}
-    os.environ.update(SHORT_WINDOWS)
+def settings_with(home: Path, overrides: dict[str, str]) -> Settings:
+    """Local settings rooted at ``home`` with ``CSA_`` overrides, the environment left as it was."""
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     try:
         return load_settings(profile="local", home=home)
     finally:
@@ -52,18 +52,27 @@ def short_settings(home: Path) -> Settings:
                 os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
-def company_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home holding an 80-account, 300-day company: simulated, ingested, in Feast."""
-    home = tmp_path_factory.mktemp("company")
-    settings = short_settings(home)
-    config = SimulationConfig(accounts=80, days=300, start=dt.date(2024, 1, 1), seed=5)
+def short_settings(home: Path) -> Settings:
+    """Local settings rooted at ``home`` with the short windows above."""
+    return settings_with(home, SHORT_WINDOWS)
+
+
+def build_company(settings: Settings, accounts: int, days: int, seed: int) -> None:
+    """Simulate a company into ``settings``' home and run it through ingest and Feast."""
+    config = SimulationConfig(accounts=accounts, days=days, start=dt.date(2024, 1, 1), seed=seed)
     simulate(config, settings.raw_dir)
     result = ingest(settings)
     assert all(source.status == "ok" for source in result.sources.values())
     build_features(settings)
     apply_definitions(settings)
     materialize_latest(settings)
+
+
+@pytest.fixture(scope="session")
+def company_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home holding an 80-account, 300-day company: simulated, ingested, in Feast."""
+    home = tmp_path_factory.mktemp("company")
+    build_company(short_settings(home), accounts=80, days=300, seed=5)
     return home
 
 

@@ -7,18 +7,14 @@ test windows, a few trials) so that a year of history trains both models in seco
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
 
-from csa.features import apply_definitions, build_features, materialize_latest
-from csa.ingestion.engine import ingest
-from csa.ingestion.simulator import SimulationConfig, simulate
-from csa.settings import Settings, load_settings
+from csa.settings import Settings
 from csa.training import train_model
 from csa.training.promotion import promote
+from tests.company import build_company, settings_with
 
 SMALL_COMPANY = {
     "CSA_FEATURES__HORIZON_DAYS": "30",
@@ -39,29 +35,14 @@ SMALL_COMPANY = {
 
 def small_settings(home: Path) -> Settings:
     """Local settings rooted at ``home`` with the short windows above."""
-    saved = {key: os.environ.get(key) for key in SMALL_COMPANY}
-    os.environ.update(SMALL_COMPANY)
-    try:
-        return load_settings(profile="local", home=home)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return settings_with(home, SMALL_COMPANY)
 
 
 @pytest.fixture(scope="session")
 def company(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A 120-account company over 360 days: simulated, ingested, in Feast, models promoted."""
     settings = small_settings(tmp_path_factory.mktemp("analytics_company"))
-    config = SimulationConfig(accounts=120, days=360, start=dt.date(2024, 1, 1), seed=11)
-    simulate(config, settings.raw_dir)
-    result = ingest(settings)
-    assert all(source.status == "ok" for source in result.sources.values())
-    build_features(settings)
-    apply_definitions(settings)
-    materialize_latest(settings)
+    build_company(settings, accounts=120, days=360, seed=11)
     for model in ("churn", "expansion"):
         train_model(settings, model)
         promote(settings, model, force=True, reason="test fixture: any champion will do")
