@@ -209,6 +209,16 @@ def _requirements(extra: tuple[str, ...] = ()) -> list[str]:
     return pins
 
 
+def mark_challenger(
+    settings: Settings, name: str, version: str, metrics: dict[str, float], data: dict[str, str]
+) -> None:
+    """Point ``challenger`` at a newly trained version and tag its headline metrics and data."""
+    set_alias(settings, name, CHALLENGER, version)
+    tags = {key: round(value, 4) for key, value in metrics.items()}
+    set_version_tags(settings, name, version, {**tags, **data})
+    logger.info("registered %s version %s as %s", name, version, CHALLENGER)
+
+
 def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
     client(settings).set_registered_model_alias(name, alias, version)
 

@@ -486,23 +486,11 @@ def _track(
                 requirements=("torch", "transformers", "safetensors", "tokenizers"),
             )
 
-    registry.set_alias(settings, name, registry.CHALLENGER, version)
-    registry.set_version_tags(
-        settings,
-        name,
-        version,
-        {
-            "roc_auc": round(result.metrics["roc_auc"], 4),
-            "accuracy": round(result.metrics["accuracy"], 4),
-            "macro_f1": round(result.metrics["macro_f1"], 4),
-            "ece": round(result.metrics["ece"], 4),
-            "data_hash": table.content_hash(),
-            "source": table.source,
-        },
-    )
+    headline = {k: result.metrics[k] for k in ("roc_auc", "accuracy", "macro_f1", "ece")}
+    data = {"data_hash": table.content_hash(), "source": table.source}
+    registry.mark_challenger(settings, name, version, headline, data)
     result.version = version
     result.run_id = run_id
-    logger.info("registered %s version %s as %s", name, version, registry.CHALLENGER)
 
 
 def _write_artifacts(

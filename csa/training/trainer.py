@@ -322,22 +322,11 @@ def _track(
             scoring.save(folder / "model")
             version = registry.log_scoring_model(folder / "model", signature, example, name)
 
-    registry.set_alias(settings, name, registry.CHALLENGER, version)
-    registry.set_version_tags(
-        settings,
-        name,
-        version,
-        {
-            "roc_auc": round(result.metrics["roc_auc"], 4),
-            "pr_auc": round(result.metrics["pr_auc"], 4),
-            "ece": round(result.metrics["ece"], 4),
-            "data_hash": table.content_hash(),
-            "source": table.source,
-        },
-    )
+    headline = {k: result.metrics[k] for k in ("roc_auc", "pr_auc", "ece")}
+    data = {"data_hash": table.content_hash(), "source": table.source}
+    registry.mark_challenger(settings, name, version, headline, data)
     result.version = version
     result.run_id = run_id
-    logger.info("registered %s version %s as %s", name, version, registry.CHALLENGER)
 
 
 def _write_artifacts(
