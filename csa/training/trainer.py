@@ -314,9 +314,6 @@ def _track(
             example = windows.train.frame[scoring.space.columns].head(5)
             example = example.astype({c: "string" for c in scoring.space.categories})
             example = example.astype({c: "object" for c in scoring.space.categories})
-            # Numbers as floats: an integer column in the signature would refuse a missing
-            # value at inference, and a feature can always be missing online.
-            example = example.astype({c: "float64" for c in scoring.space.numeric})
             output = pd.DataFrame({"probability": [0.1], "band": ["low"]})
             signature = infer_signature(example, output)
             scoring.save(folder / "model")
