@@ -24,7 +24,6 @@ Run: ``python bench/bench_scoring.py [--scored-accounts 100000] [--trials 10]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -221,9 +220,6 @@ def main() -> None:
             "accounts": len(ids),
             "simulated_accounts": args.accounts,
             "model_trees": model.booster.num_boosted_rounds(),
-            "model_max_depth": json.loads(model.booster.save_config())["learner"][
-                "gradient_booster"
-            ]["tree_train_param"]["max_depth"],
             "features": len(model.space.columns),
             "top_drivers": top,
             "goal_accounts_per_minute": GOAL_PER_MINUTE,

@@ -315,7 +315,7 @@ def main() -> None:
     )
     print(
         f"  goals:    time at most {SPEED_GOAL:g}x: {'met' if speed_met else 'MISSED'} "
-        f"({ratio:.2f}); best tuning AUC within {AUC_TOLERANCE:g}: "
+        f"({ratio:.3f}); best tuning AUC within {AUC_TOLERANCE:g}: "
         f"{'met' if auc_met else 'MISSED'} ({pruned.best_tune_auc:.4f} vs "
         f"{unpruned.best_tune_auc:.4f}); both: {'met' if speed_met and auc_met else 'NOT met'}"
     )
