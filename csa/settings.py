@@ -347,13 +347,18 @@ class Settings(BaseSettings):
         return self.data_dir / "audit"
 
     @property
+    def postgres_sqlalchemy_url(self) -> str:
+        """``stores.postgres_url`` on the psycopg 3 driver the stack installs."""
+        url = self.stores.postgres_url
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
     def mlflow_tracking_uri(self) -> str:
         """MLflow's backend: SQLite under ``home`` locally, PostgreSQL in production."""
         if self.profile == "production":
-            url = self.stores.postgres_url
-            if url.startswith(("postgresql://", "postgres://")):
-                url = "postgresql+psycopg://" + url.split("://", 1)[1]
-            return url
+            return self.postgres_sqlalchemy_url
         return f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property

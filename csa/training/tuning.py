@@ -97,10 +97,7 @@ def study_storage(settings: Settings, name: str) -> optuna.storages.BaseStorage:
     A journal file (not SQLite) because SQLite does not take parallel writers.
     """
     if settings.profile == "production":
-        url = settings.stores.postgres_url
-        if url.startswith(("postgresql://", "postgres://")):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(settings.postgres_sqlalchemy_url)
     folder = settings.data_dir / "optuna"
     folder.mkdir(parents=True, exist_ok=True)
     backend = JournalFileBackend(str(Path(folder) / f"{name}.log"))
