@@ -89,6 +89,13 @@ class FeatureSettings(_Section):
     write_batch_rows: int = Field(
         5_000, ge=1, description="Accounts per online-store write batch in materialize."
     )
+    score_texts: bool = Field(
+        True,
+        description=(
+            "Score new ticket bodies and survey comments with the sentiment champion before "
+            "each build (sentiment features are empty while no sentiment model is champion)."
+        ),
+    )
 
 
 class GateSettings(_Section):

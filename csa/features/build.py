@@ -26,6 +26,7 @@ from csa.features.definitions import (
     BILLING,
     JOIN_KEY,
     PROFILE,
+    SENTIMENT,
     SNAPSHOT_TIME,
     SUPPORT,
     USAGE,
@@ -42,6 +43,7 @@ from csa.features.snapshots import (
     snapshot_grid,
 )
 from csa.features.support import support_features
+from csa.features.text_sentiment import read_text_scores, refresh_text_scores, sentiment_features
 from csa.features.usage import usage_features
 from csa.features.windows import register_grid
 from csa.settings import Settings
@@ -90,6 +92,8 @@ def build_features(settings: Settings) -> BuildResult:
     check_feature_settings(settings)
     started = time.perf_counter()
     features = settings.features
+    if features.score_texts:
+        refresh_text_scores(settings)
     con = open_lake(settings.lake_dir)
     try:
         # Snapshot grid
@@ -106,6 +110,7 @@ def build_features(settings: Settings) -> BuildResult:
             PROFILE.name: profile_features(state, lifetimes),
             BILLING.name: billing_features(con, state, contract_state(con, LOOKBACK_DAYS)),
             SUPPORT.name: support_features(con),
+            SENTIMENT.name: sentiment_features(con, read_text_scores(settings)),
         }
         tables[USAGE.name], tables[USAGE_LIVE.name] = usage_features(con, state["seats"])
         labels = snapshot_labels(con, lifetimes, features.horizon_days, end)

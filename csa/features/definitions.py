@@ -148,6 +148,40 @@ SUPPORT = FeatureGroup(
     ),
 )
 
+# Scores of what customers wrote, by the sentiment champion (``text_sentiment``).
+SENTIMENT = FeatureGroup(
+    "account_sentiment",
+    "Sentiment of the account's ticket bodies and survey comments.",
+    (
+        FeatureSpec(
+            "sentiment_mean_30d",
+            "float",
+            "Average sentiment of the last 30 days' tickets and comments (0 negative, 1 positive).",
+        ),
+        FeatureSpec(
+            "sentiment_mean_90d",
+            "float",
+            "Average sentiment of the last 90 days' tickets and comments (0 negative, 1 positive).",
+        ),
+        FeatureSpec(
+            "negative_text_share_90d",
+            "float",
+            "Share of the last 90 days' tickets and comments that read as negative.",
+        ),
+        FeatureSpec(
+            "sentiment_trend_30v90",
+            "float",
+            "Sentiment of the last 30 days minus that of the last 90 (below 0: souring).",
+        ),
+        FeatureSpec(
+            "detractor_comments_90d",
+            "int",
+            "Survey comments of the last 90 days that read as negative.",
+        ),
+        FeatureSpec("scored_texts_90d", "int", "Tickets and comments written in the last 90 days."),
+    ),
+)
+
 # Real-time counters: the serving layer pushes fresh values, the build writes daily ones.
 USAGE_LIVE = FeatureGroup(
     "account_usage_live",
@@ -175,7 +209,14 @@ MOMENTUM = FeatureGroup(
 )
 
 # Groups materialised from the lake, in build order.
-BATCH_GROUPS: tuple[FeatureGroup, ...] = (USAGE, PROFILE, BILLING, SUPPORT, USAGE_LIVE)
+BATCH_GROUPS: tuple[FeatureGroup, ...] = (
+    USAGE,
+    PROFILE,
+    BILLING,
+    SUPPORT,
+    SENTIMENT,
+    USAGE_LIVE,
+)
 ALL_GROUPS: tuple[FeatureGroup, ...] = (*BATCH_GROUPS, MOMENTUM)
 
 MODELS = ("churn", "expansion")

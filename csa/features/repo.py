@@ -27,6 +27,7 @@ from csa.features.definitions import (
     MODELS,
     MOMENTUM,
     PROFILE,
+    SENTIMENT,
     SNAPSHOT_TIME,
     SUPPORT,
     USAGE,
@@ -86,7 +87,7 @@ def feast_objects(settings: Settings) -> list[FeastObject]:
     account = account_entity()
     views: dict[str, FeatureView] = {}
     sources: list[FileSource | PushSource] = []
-    for group in (USAGE, PROFILE, BILLING, SUPPORT):
+    for group in (USAGE, PROFILE, BILLING, SUPPORT, SENTIMENT):
         source = _file_source(settings, group)
         sources.append(source)
         views[group.name] = _feature_view(group, account, source, ttl)

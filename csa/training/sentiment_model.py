@@ -128,15 +128,14 @@ class SentimentModel:
     version: str | None = None  # the registry version, once loaded from the registry
     label: str = WINDOW_LABEL  # the window column the promotion gate reads the truth from
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """The head's raw logits, before calibration."""
+    def embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's normalised embedding of each text (texts x hidden size, float32)."""
         import torch
 
         texts = [clean_text(text) for text in texts]
-        out = np.zeros(len(texts), dtype="float64")
+        out = np.zeros((len(texts), len(self.weight)), dtype="float32")
         if not texts:
             return out
-        weight = torch.tensor(self.weight, dtype=torch.float32)
         # Batches of similar length waste little work on padding.
         order = np.argsort([len(text) for text in texts], kind="stable")
         previous = torch.get_num_threads()
@@ -148,10 +147,18 @@ class SentimentModel:
                     vectors = embed(
                         self.encoder, self.tokenizer, [texts[i] for i in rows], self.max_length
                     )
-                    out[rows] = (vectors @ weight).double().numpy() + self.bias
+                    out[rows] = vectors.numpy()
         finally:
             torch.set_num_threads(previous)
         return out
+
+    def head_logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """The head's raw logits of embeddings made by ``embeddings``."""
+        return np.asarray(embeddings, dtype="float64") @ self.weight.astype("float64") + self.bias
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """The head's raw logits, before calibration."""
+        return self.head_logits(self.embeddings(texts))
 
     def terms_logits(self, texts: Sequence[str]) -> np.ndarray:
         if self.terms is None:
@@ -166,6 +173,10 @@ class SentimentModel:
     def probability(self, texts: Sequence[str]) -> np.ndarray:
         """The calibrated probability that each text is positive."""
         return self.calibrate(self.logits(texts), self.terms_logits(texts))
+
+    def probability_from(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """The calibrated probability of texts whose embeddings are already known."""
+        return self.calibrate(self.head_logits(embeddings), self.terms_logits(texts))
 
     def predict(self, window: pd.DataFrame) -> np.ndarray:
         """Probabilities for the ``text`` column of a window, as the promotion gate asks."""

@@ -35,16 +35,66 @@ def lake_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A home whose lake holds a 40-account, 200-day synthetic company."""
     home = tmp_path_factory.mktemp("home")
     write_lake(home / "data" / "lake", accounts=40, days=200, seed=11)
+    write_text_scores(home, seed=11)
     yield home
+
+
+def write_text_scores(home: Path, seed: int) -> None:
+    """Scores for every ticket and survey answer of the lake, as a sentiment scoring writes them.
+
+    The aggregation is what the feature tests check, not the model, so the scores are random.
+    """
+    import numpy as np
+
+    from csa.features.text_sentiment import SCORE_COLUMNS, text_scores_path
+    from csa.ingestion.lake import read_table
+
+    lake = home / "data" / "lake"
+    tickets = read_table(lake, "tickets")
+    surveys = read_table(lake, "survey_responses")
+    rows = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "text_id": "ticket:" + tickets["ticket_id"],
+                    "source": "ticket",
+                    "account_id": tickets["account_id"],
+                    "written_at": tickets["created_at"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "text_id": "survey:" + surveys["response_id"],
+                    "source": "survey",
+                    "account_id": surveys["account_id"],
+                    "written_at": surveys["submitted_at"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    rng = np.random.default_rng(seed)
+    rows["content_hash"] = [f"{i:032x}" for i in range(len(rows))]
+    rows["score"] = rng.uniform(0.0, 1.0, len(rows))
+    rows["label"] = np.where(
+        rows["score"] > 0.6, "positive", np.where(rows["score"] < 0.4, "negative", "neutral")
+    )
+    rows["model_version"] = "1"
+    path = text_scores_path(make_settings(home))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows[SCORE_COLUMNS].to_parquet(path, index=False)
 
 
 @pytest.fixture(scope="module")
 def lake_tables(lake_home: Path) -> dict[str, pd.DataFrame]:
     """The lake's tables as the lake returns them (for the brute-force oracle)."""
+    from csa.features.text_sentiment import read_text_scores
     from csa.ingestion.contracts import CANONICAL_TABLES
     from csa.ingestion.lake import read_table
 
-    return {name: read_table(lake_home / "data" / "lake", name) for name in CANONICAL_TABLES}
+    tables = {name: read_table(lake_home / "data" / "lake", name) for name in CANONICAL_TABLES}
+    tables["text_sentiment"] = read_text_scores(make_settings(lake_home))
+    return tables
 
 
 @pytest.fixture(scope="module")

@@ -102,6 +102,7 @@ class Oracle:
         before = self._contract(account, s - 90 * DAY)
         out.update(self._billing(account, s, state, before))
         out.update(self._support(account, s))
+        out.update(self._sentiment(account, s))
         seats = state["seats"] if state else None
         out["seat_utilization"] = _div(out["active_users_30d"], seats)
         out["events_1d_vs_30d_avg"] = _div(out["events_1d"], out["events_30d"] / 30.0)
@@ -208,6 +209,22 @@ class Oracle:
             ),
             "nps_last": scores[-1] if scores else None,
             "nps_change": scores[-1] - scores[-2] if len(scores) > 1 else None,
+        }
+
+    def _sentiment(self, account: str, s: pd.Timestamp) -> dict[str, Any]:
+        texts = self._rows("text_sentiment", account)
+        w30 = texts[(texts["written_at"] <= s) & (texts["written_at"] > s - 30 * DAY)]
+        w90 = texts[(texts["written_at"] <= s) & (texts["written_at"] > s - 90 * DAY)]
+        mean_30 = float(w30["score"].mean()) if len(w30) else None
+        mean_90 = float(w90["score"].mean()) if len(w90) else None
+        negative = w90["label"] == "negative"
+        return {
+            "sentiment_mean_30d": mean_30,
+            "sentiment_mean_90d": mean_90,
+            "negative_text_share_90d": _div(int(negative.sum()), len(w90)),
+            "sentiment_trend_30v90": None if mean_30 is None else mean_30 - mean_90,
+            "detractor_comments_90d": int((negative & (w90["source"] == "survey")).sum()),
+            "scored_texts_90d": len(w90),
         }
 
     def labels(self, account: str, s: pd.Timestamp, horizon_days: int) -> tuple[Any, Any]:
