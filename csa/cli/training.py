@@ -239,17 +239,47 @@ def models() -> None:
 
 
 def score(
-    model: Annotated[str, typer.Argument(help="churn or expansion.")],
+    model: Annotated[str, typer.Argument(help="churn, expansion or sentiment.")],
     out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
     accounts: Annotated[
         Path | None,
         typer.Option(help="File of account ids (one a line, or a CSV with account_id) [all]."),
     ] = None,
 ) -> None:
-    """Score every active account (or --accounts) with the champion, with drivers."""
-    _check_model(model)
+    """Score every active account (or --accounts) with the champion, with drivers.
+
+    ``sentiment`` scores every ticket body and survey comment of the lake instead (only texts
+    the champion has not seen are encoded) and writes one row per text.
+    """
+    _check_model(model, TRAINED_MODELS)
     settings = state.settings()
+    if model == "sentiment":
+        if accounts is not None:
+            with failures_exit():
+                raise ConfigError(
+                    "--accounts applies to churn and expansion; sentiment scores texts."
+                )
+        stage(1, 1, "score sentiment", run_score_texts(settings, out))
+        return
     stage(1, 1, f"score {model}", run_score(settings, model, out, accounts))
+
+
+def run_score_texts(settings: Settings, out: Path | None = None) -> str:
+    """Score the lake's texts with the sentiment champion; the stage line's detail."""
+    from csa.features.text_sentiment import read_text_scores, score_lake_texts
+
+    report, bar = progress_callback()
+    with failures_exit(), bar:
+        result = score_lake_texts(settings, progress=report)
+        if out is not None:
+            _write_frame(read_text_scores(settings), out)
+    rate = result.encoded / result.seconds if result.seconds else 0.0
+    where = out if out is not None else result.path
+    return (
+        f"{result.texts:,} texts by version {result.model_version} into {where}: "
+        f"{result.encoded:,} encoded ({rate:,.0f}/s), {result.cached:,} from the cache, "
+        f"in {result.seconds:.1f} s"
+    )
 
 
 def run_score(settings: Settings, model: str, out: Path, accounts: Path | None = None) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ class TextScoring:
 def score_lake_texts(
     settings: Settings,
     model: Any | None = None,
-    progress: Any | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> TextScoring:
     """Score every text of the lake with ``model`` (default: the sentiment champion).
 
@@ -135,7 +136,7 @@ def score_lake_texts(
 
     Args:
         model: a ``SentimentModel``; it must carry its registry ``version`` to use the cache.
-        progress: called with (texts encoded so far, texts to encode).
+        progress: called with ("encode", texts encoded so far, texts to encode).
 
     Raises:
         ModelNotFound: no model is given and no sentiment version is champion.
@@ -167,7 +168,7 @@ def score_lake_texts(
         _append_cache(settings, version, chunk["content_hash"].tolist(), vectors)
         cache.update(zip(chunk["content_hash"], vectors, strict=True))
         if progress is not None:
-            progress(min(start + _ENCODE_CHUNK, len(new)), len(new))
+            progress("encode", min(start + _ENCODE_CHUNK, len(new)), len(new))
 
     if len(texts):
         embeddings = np.stack([cache[key] for key in texts["content_hash"]])

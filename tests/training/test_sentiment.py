@@ -7,6 +7,7 @@ review corpus is the one ``csa train sentiment`` uses by default.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,13 @@ from typer.testing import CliRunner
 from csa.audit import read_records
 from csa.cli import app
 from csa.errors import ContractError
+from csa.features import apply_definitions, build_features, materialize_latest
+from csa.features.build import feature_table_path
+from csa.features.definitions import SENTIMENT
+from csa.features.online import OnlineFeatureReader
+from csa.features.store import open_store
+from csa.features.text_sentiment import lake_texts, read_text_scores, score_lake_texts
+from csa.ingestion.lake import read_table, replace_table
 from csa.settings import Settings, load_settings
 from csa.training import CHALLENGER, CHAMPION, registered_name
 from csa.training.promotion import AUDIT_KIND, promote
@@ -244,3 +252,72 @@ def test_blank_texts_are_dropped_and_labels_become_zero_and_one(tmp_path: Path) 
     assert isinstance(table, TextTable)
     assert table.texts == ["good", "bad"]
     assert table.y.tolist() == [1, 0]
+
+
+@pytest.mark.slow
+def test_the_lake_texts_are_scored_once_and_become_account_features(
+    trained: Trained, company_home: Path
+) -> None:
+    settings = trained.settings
+    if CHAMPION not in aliases_of(settings, registered_name("sentiment")):
+        promote(settings, "sentiment")
+    champion = aliases_of(settings, registered_name("sentiment"))[CHAMPION]
+    shutil.copytree(company_home / "data" / "lake", settings.lake_dir)
+    tickets = read_table(settings.lake_dir, "tickets")
+    comments = read_table(settings.lake_dir, "survey_responses")["comment"]
+    written = len(tickets) + int((comments.fillna("").str.strip() != "").sum())
+
+    # The build scores every text with the champion, then aggregates per snapshot.
+    build_features(settings)
+    scores = read_text_scores(settings)
+    first = score_lake_texts(settings)  # everything is in the cache now
+
+    assert len(scores) == written and scores["text_id"].is_unique
+    assert set(scores["model_version"]) == {champion}
+    assert set(scores["label"]) <= {"positive", "negative", NEUTRAL}
+    assert first.texts == written and first.encoded == 0
+    # The cache holds each distinct content once, and the scores come from the model itself.
+    model = load_model(settings, "sentiment", CHAMPION)
+    sample = scores.merge(
+        lake_texts(settings)[["text_id", "text"]], on="text_id", validate="one_to_one"
+    ).head(8)
+    np.testing.assert_allclose(
+        model.probability(sample["text"].tolist()), sample["score"], rtol=1e-5, atol=1e-6
+    )
+
+    # A new ticket is the only text encoded by the next scoring.
+    new = tickets.iloc[[0]].assign(
+        ticket_id="T-new", body="The new dashboard is fantastic, thank you so much!"
+    )
+    replace_table(settings.lake_dir, "tickets", pd.concat([tickets, new], ignore_index=True))
+    second = score_lake_texts(settings)
+    rescored = read_text_scores(settings)
+
+    assert (second.texts, second.encoded) == (written + 1, 1)
+    assert "ticket:T-new" in set(rescored["text_id"])
+    kept = rescored.set_index("text_id").loc[scores["text_id"], "score"].to_numpy()
+    np.testing.assert_allclose(kept, scores["score"].to_numpy(), rtol=1e-9)
+
+    # The account view of the latest snapshot agrees with the texts it summarises.
+    table = pd.read_parquet(feature_table_path(settings.features_dir, SENTIMENT.name))
+    latest = table[table["as_of"] == table["as_of"].max()]
+    busy = latest.sort_values("scored_texts_90d").iloc[-1]
+    mine = scores[
+        (scores["account_id"] == busy["account_id"])
+        & (scores["written_at"] <= busy["as_of"])
+        & (scores["written_at"] > busy["as_of"] - pd.Timedelta(days=90))
+    ]
+    assert busy["scored_texts_90d"] == len(mine) > 0
+    assert busy["sentiment_mean_90d"] == pytest.approx(mine["score"].mean())
+    assert busy["negative_text_share_90d"] == pytest.approx((mine["label"] == "negative").mean())
+
+    # Both feature services serve the sentiment view.
+    apply_definitions(settings)
+    store = open_store(settings)
+    for service in ("churn", "expansion"):
+        views = {p.name for p in store.get_feature_service(service).feature_view_projections}
+        assert SENTIMENT.name in views
+    materialize_latest(settings)
+    account = str(busy["account_id"])
+    online = OnlineFeatureReader(settings).read("churn", [account])
+    assert online[account]["sentiment_mean_90d"].value == pytest.approx(busy["sentiment_mean_90d"])
