@@ -20,6 +20,7 @@ import numpy as np
 from csa.errors import CsaError, StoreUnavailable
 from csa.features.definitions import JOIN_KEY
 from csa.features.online import OnlineFeatureReader
+from csa.monitoring.served_log import ServedLog
 from csa.settings import Settings
 from csa.training.model import ScoringModel
 from csa.training.registry import CHAMPION, aliases_of, load_model, registered_name
@@ -60,6 +61,7 @@ class ChampionScorer:
         self._models: dict[str, ScoringModel] = {}
         self._lock = threading.Lock()
         self.refused: list[Refusal] = []
+        self.served_log = ServedLog.for_settings(settings)  # a sample for the skew report
 
     def refresh(self) -> list[str]:
         """Load any champion that changed; return the models that switched."""
@@ -132,6 +134,9 @@ class ChampionScorer:
             )
         scores = scoring.score(frame, top=self.settings.training.top_drivers)
         drivers = scores.drivers or []
+        self.served_log.record(
+            model, scoring.version, frame, scoring.space.columns, scores.probability, known
+        )
         out = []
         for row, account in enumerate(frame[JOIN_KEY]):
             if not known[row]:

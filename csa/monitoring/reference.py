@@ -1,0 +1,171 @@
+"""What a champion was trained on: the reference every later window is compared with.
+
+``csa train`` records it with the run (``write_reference``, called while the run's artifacts
+are written): a sample of the tuning window (the newest rows the model was fitted to: early
+stopping, calibration and risk bands), each row's features, label and the model's probability,
+plus the model's feature importance and test metrics. The tuning window rather than the whole
+training history, because "has the population moved since this model was built?" is asked of
+the model's most recent picture of it; a year of history would also carry the slow, harmless
+aging of every account as drift.
+
+A version trained before references were recorded gets one rebuilt from its run's lineage
+(the tuning window's dates) through the feature store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from csa.errors import ContractError
+from csa.settings import Settings
+
+if TYPE_CHECKING:
+    from csa.training.model import ScoringModel
+    from csa.training.tables import LabelledTable
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_ROWS = 20_000
+REFERENCE_TABLE = "monitoring/reference.parquet"
+REFERENCE_FACTS = "monitoring/reference.json"
+PREDICTION = "probability"
+
+
+@dataclass
+class Reference:
+    """A champion's reference rows and the facts the policy weighs drift with."""
+
+    model: str
+    version: str | None
+    frame: pd.DataFrame  # features, id, as_of, label, probability
+    numeric: list[str]
+    categorical: list[str]
+    importance: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)  # test roc_auc and ece
+    label: str | None = None
+    window: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+def write_reference(
+    folder: Path,
+    scoring: ScoringModel,
+    window: LabelledTable,
+    metrics: dict[str, float],
+    rows: int = REFERENCE_ROWS,
+    seed: int = 7,
+) -> None:
+    """Write the reference of a model being trained into ``folder`` (the run's artifacts)."""
+    frame = window.frame
+    if len(frame) > rows:
+        frame = frame.sample(n=rows, random_state=seed).sort_index()
+    keep = [c for c in [window.id_column, window.time_column, *scoring.space.columns] if c]
+    table = frame[keep].copy()
+    table[window.label] = frame[window.label].to_numpy()
+    table[PREDICTION] = scoring.predict(frame)
+    (folder / "monitoring").mkdir(parents=True, exist_ok=True)
+    table.to_parquet(folder / REFERENCE_TABLE, index=False)
+    first, last = window.time_range()
+    facts = {
+        "model": scoring.model,
+        "label": window.label,
+        "numeric": scoring.space.numeric,
+        "categorical": list(scoring.space.categories),
+        "importance": scoring.importance(),
+        "metrics": {k: float(metrics[k]) for k in ("roc_auc", "ece") if k in metrics},
+        "window": {"name": "tune", "rows": len(window.frame), "from": first, "to": last},
+    }
+    (folder / REFERENCE_FACTS).write_text(json.dumps(facts, indent=1, default=str))
+
+
+def champion_reference(settings: Settings, model: str, version: str) -> Reference:
+    """The reference of ``csa-<model>`` version ``version``, recorded or rebuilt.
+
+    Raises:
+        ContractError: the version has neither a recorded reference nor a time window to
+            rebuild one from (a model trained on an own table without --time).
+    """
+    from csa.training import registry
+
+    name = registry.registered_name(model)
+    info = registry.resolve_version(settings, name, version)
+    try:
+        table_path = registry.run_artifact(settings, info.run_id, REFERENCE_TABLE)
+        facts_path = registry.run_artifact(settings, info.run_id, REFERENCE_FACTS)
+    except Exception:  # older versions: no reference artifact
+        return _rebuilt_reference(settings, model, info)
+    facts = json.loads(facts_path.read_text())
+    return Reference(
+        model=model,
+        version=info.version,
+        frame=pd.read_parquet(table_path),
+        numeric=list(facts["numeric"]),
+        categorical=list(facts["categorical"]),
+        importance={k: float(v) for k, v in facts["importance"].items()},
+        metrics=dict(facts.get("metrics", {})),
+        label=facts.get("label"),
+        window=dict(facts.get("window", {})),
+    )
+
+
+def _rebuilt_reference(settings: Settings, model: str, info: Any) -> Reference:
+    from csa.features.definitions import SNAPSHOT_TIME
+    from csa.training import registry
+    from csa.training.tables import feature_store_table
+
+    lineage = json.loads(registry.run_artifact(settings, info.run_id, "lineage.json").read_text())
+    if "tune_from" not in lineage:
+        raise ContractError(
+            f"csa-{model} version {info.version} was trained without snapshot times, so it has "
+            "no reference window to monitor against; train it on the feature store."
+        )
+    scoring = registry.load_version(settings, registry.registered_name(model), info.version)
+    table = feature_store_table(settings, model)
+    times = table.frame[SNAPSHOT_TIME]
+    start, end = pd.Timestamp(lineage["tune_from"]), pd.Timestamp(lineage["tune_to"])
+    window = table.subset(((times >= start) & (times <= end)).to_numpy())
+    logger.info(
+        "csa-%s version %s recorded no reference: rebuilt from its tuning window (%d rows)",
+        model,
+        info.version,
+        len(window.frame),
+    )
+    metrics = {k: float(info.tags[k]) for k in ("roc_auc", "ece") if k in info.tags}
+    frame = window.frame
+    if len(frame) > REFERENCE_ROWS:
+        frame = frame.sample(n=REFERENCE_ROWS, random_state=7).sort_index()
+    frame = frame.reset_index(drop=True)
+    frame[PREDICTION] = scoring.predict(frame)
+    return Reference(
+        model=model,
+        version=info.version,
+        frame=frame,
+        numeric=list(scoring.space.numeric),
+        categorical=list(scoring.space.categories),
+        importance=scoring.importance(),
+        metrics=metrics,
+        label=window.label,
+        window={"name": "tune", "rows": len(window.frame), "from": str(start), "to": str(end)},
+    )
+
+
+def feature_weights(reference: Reference, exclude: list[str], weighting: str) -> dict[str, float]:
+    """Each judged feature's weight, summing to 1: importance shares or equal shares."""
+    judged = [f for f in reference.features if f not in set(exclude)]
+    if not judged:
+        return {}
+    if weighting == "importance":
+        raw = np.array([max(reference.importance.get(f, 0.0), 0.0) for f in judged])
+        if raw.sum() > 0:
+            return dict(zip(judged, (raw / raw.sum()).tolist(), strict=True))
+    return {f: 1.0 / len(judged) for f in judged}
