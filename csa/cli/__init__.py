@@ -66,7 +66,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from csa.cli import analytics, demo, features, ingestion, serving, training
+    from csa.cli import analytics, demo, features, ingestion, monitoring, serving, training
 
     ingestion.register(app)
     features.register(app)
@@ -74,6 +74,7 @@ def _register_commands() -> None:
     serving.register(app)
     demo.register(app)
     analytics.register(app)
+    monitoring.register(app)
 
 
 _register_commands()

@@ -161,6 +161,14 @@ def monitor_model(
         except Exception as exc:  # the dashboard is a view; the decision stands without it
             logger.warning("the Evidently report of csa-%s was not stored: %s", model, exc)
 
+    # Training/serving skew of what the service logged
+    try:
+        from csa.monitoring.skew import skew_report
+
+        report.skew = skew_report(settings, model)
+    except Exception as exc:  # a report of its own; the drift decision does not depend on it
+        logger.warning("the skew report of csa-%s failed: %s", model, exc)
+
     # Acting on a breach
     if decision.decision == judgement.RETRAIN_DUE:
         report.decision, report.reason, report.retraining = _retrain(
