@@ -27,7 +27,7 @@ from csa.features.store import open_store
 from csa.features.text_sentiment import lake_texts, read_text_scores, score_lake_texts
 from csa.ingestion.lake import read_table, replace_table
 from csa.settings import Settings, load_settings
-from csa.training import CHALLENGER, CHAMPION, registered_name
+from csa.training import CHALLENGER, CHAMPION, registered_name, train_model
 from csa.training.promotion import AUDIT_KIND, promote
 from csa.training.registry import aliases_of, load_model, resolve_version
 from csa.training.sentiment import (
@@ -53,6 +53,15 @@ TINY = {
     "CSA_TRAINING__GATE__MIN_ROC_AUC": "0.5",
 }
 TRAIN_TEXTS, TEST_TEXTS = 200, 100
+# The shared company's 300 days hold a churn training only with short windows.
+SHORT_TRAINING = [
+    ("features", "horizon_days", 30),
+    ("features", "warmup_days", 30),
+    ("training", "test_days", 30),
+    ("training", "tune_days", 30),
+    ("training", "trials", 2),
+    ("training", "max_rounds", 60),
+]
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +277,8 @@ def test_the_lake_texts_are_scored_once_and_become_account_features(
     written = len(tickets) + int((comments.fillna("").str.strip() != "").sum())
 
     # The build scores every text with the champion, then aggregates per snapshot.
+    for section, name, value in SHORT_TRAINING:
+        setattr(getattr(settings, section), name, value)
     build_features(settings)
     scores = read_text_scores(settings)
     first = score_lake_texts(settings)  # everything is in the cache now
@@ -318,6 +329,13 @@ def test_the_lake_texts_are_scored_once_and_become_account_features(
         views = {p.name for p in store.get_feature_service(service).feature_view_projections}
         assert SENTIMENT.name in views
     materialize_latest(settings)
+    # The churn model's evaluation says what the sentiment features add.
+    churn = train_model(settings, "churn", register=False)
+    assert {"trees_roc_auc", "trees_roc_auc_without_sentiment"} <= set(churn.metrics)
+    assert churn.metrics["sentiment_roc_auc_gain"] == pytest.approx(
+        churn.metrics["trees_roc_auc"] - churn.metrics["trees_roc_auc_without_sentiment"]
+    )
+
     account = str(busy["account_id"])
     online = OnlineFeatureReader(settings).read("churn", [account])
     assert online[account]["sentiment_mean_90d"].value == pytest.approx(busy["sentiment_mean_90d"])
