@@ -281,6 +281,17 @@ class ServingSettings(_Section):
     )
 
 
+class DemoSettings(_Section):
+    """What ``csa demo`` trades for time: the sentiment model trains on fewer, shorter texts."""
+
+    sentiment_max_train_texts: int = Field(
+        1000, ge=50, description="Review texts the demo's sentiment model is fine-tuned on."
+    )
+    sentiment_max_length: int = Field(
+        64, ge=8, le=512, description="Tokens of each text the demo's sentiment model reads."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the platform is configured with. Paths are resolved under ``home``."""
 
@@ -295,6 +306,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    demo: DemoSettings = DemoSettings()
     redis_url: str | None = Field(None, description="Shortcut for stores.redis_url.")
     postgres_url: str | None = Field(None, description="Shortcut for stores.postgres_url.")
 

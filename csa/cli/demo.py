@@ -11,7 +11,13 @@ from csa.cli.analytics import run_report
 from csa.cli.context import console, stage, state
 from csa.cli.features import run_apply, run_build, run_dataset, run_materialize
 from csa.cli.ingestion import run_ingest, run_simulate
-from csa.cli.training import run_promote, run_score, run_train
+from csa.cli.training import (
+    run_promote,
+    run_score,
+    run_score_texts,
+    run_train,
+    run_train_sentiment,
+)
 from csa.settings import Settings
 
 
@@ -25,7 +31,8 @@ def demo(
         bool, typer.Option(help="End by serving the models (--no-serve stops after scoring).")
     ] = True,
 ) -> None:
-    """Simulate a company, ingest it, build its features, train, promote, score and serve."""
+    """Simulate a company, ingest it, train the sentiment model, build its features, train,
+    promote, score and serve."""
     from csa.ingestion.simulator import SimulationConfig
 
     settings = state.settings()
@@ -43,6 +50,9 @@ def demo(
     steps = [
         ("simulate", lambda: run_simulate(config, settings.raw_dir)),
         ("ingest", lambda: run_ingest(settings, None, settings.reports_dir / "ingest.json", None)),
+        ("train sentiment", lambda: run_train_sentiment(_quick_sentiment(settings))),
+        ("promote sentiment", lambda: run_promote(settings, "sentiment")),
+        ("score sentiment", lambda: _score_texts(settings)),
         ("features build", lambda: run_build(settings)),
         ("features apply", lambda: run_apply(settings)),
         ("features materialize", lambda: run_materialize(settings)),
@@ -96,6 +106,23 @@ def _serve(settings: Settings) -> None:
 def register(app: typer.Typer) -> None:
     """Add ``csa demo`` to the app."""
     app.command()(demo)
+
+
+def _quick_sentiment(settings: Settings) -> Settings:
+    """The settings with the demo's shorter sentiment training."""
+    quick = settings.model_copy(deep=True)
+    quick.training.sentiment.max_train_texts = settings.demo.sentiment_max_train_texts
+    quick.training.sentiment.max_length = settings.demo.sentiment_max_length
+    return quick
+
+
+def _score_texts(settings: Settings) -> str:
+    """Score the lake's texts, or say why not (the gate refused the sentiment model)."""
+    from csa.training.registry import CHAMPION, aliases_of, registered_name
+
+    if CHAMPION not in aliases_of(settings, registered_name("sentiment")):
+        return "skipped: csa-sentiment has no champion; the sentiment features stay empty"
+    return run_score_texts(settings)
 
 
 def _score_champion(settings: Settings, model: str, folder: Path) -> str:

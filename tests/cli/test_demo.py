@@ -42,6 +42,15 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
     # Expansions are rarer than churn: windows long enough that each holds some.
     monkeypatch.setenv("CSA_TRAINING__TEST_DAYS", "45")
     monkeypatch.setenv("CSA_TRAINING__TUNE_DAYS", "45")
+    # The sentiment model at its smallest: a real fine-tuning of one layer on 100 short texts.
+    for key, value in {
+        "CSA_DEMO__SENTIMENT_MAX_TRAIN_TEXTS": "100",
+        "CSA_DEMO__SENTIMENT_MAX_LENGTH": "32",
+        "CSA_TRAINING__SENTIMENT__TRAIN_LAYERS": "1",
+        "CSA_TRAINING__SENTIMENT__HEAD_LEARNING_RATE": "0.01",
+        "CSA_TRAINING__GATE__MIN_ROC_AUC": "0.5",
+    }.items():
+        monkeypatch.setenv(key, value)
     result = runner.invoke(
         app, ["demo", "--accounts", "150", "--days", "365", "--seed", "5", "--no-serve"]
     )
@@ -50,6 +59,9 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
     stages = [
         "simulate",
         "ingest",
+        "train sentiment",
+        "promote sentiment",
+        "score sentiment",
         "features build",
         "features apply",
         "features materialize",
@@ -72,6 +84,10 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
     churn = pd.read_parquet(home / "data" / "datasets" / "churn.parquet")
     assert len(churn) > 0
     assert "churned_within_30d" in churn.columns
+    # The churn model learns from what customers wrote.
+    assert churn["sentiment_mean_90d"].notna().any()
+    texts = pd.read_parquet(home / "data" / "features" / "text_sentiment.parquet")
+    assert len(texts) > 0 and texts["model_version"].eq("1").all()
     assert set(churn["account_id"]) <= set(
         pd.read_csv(home / "data" / "raw" / "crm_accounts.csv")["Account ID"]
     )
