@@ -47,8 +47,11 @@ def record_report(
     Returns:
         ``project_id``, ``snapshot_id`` and ``scores`` (Evidently's value per column).
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    with warnings.catch_warnings():
+        # Evidently's UI stack warns at import about its own dependencies' deprecations.
+        warnings.simplefilter("ignore")
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
 
     excluded = set(policy.features.exclude)
     categorical = [c for c in reference.categorical if c not in excluded]
@@ -72,7 +75,7 @@ def record_report(
                 cat_method="jensenshannon",
                 num_threshold=limits.numeric,
                 cat_threshold=limits.categorical,
-                per_column_threshold={PREDICTION: limits.prediction},
+                per_column_threshold={PREDICTION: limits.prediction or limits.numeric},
                 drift_share=limits.drifted_share,
             )
         ],
@@ -106,9 +109,11 @@ def _typed(frame: pd.DataFrame, columns: list[str], categorical: list[str]) -> p
 
 
 def _project(settings: Settings, model: str) -> tuple[Any, Any]:
-    from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import line_plot_panel
-    from evidently.ui.workspace import Workspace
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from evidently.sdk.models import PanelMetric
+        from evidently.sdk.panels import line_plot_panel
+        from evidently.ui.workspace import Workspace
 
     folder = workspace_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)

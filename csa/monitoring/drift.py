@@ -47,10 +47,14 @@ class FeatureDrift:
     drifted: bool
     reference_rows: int
     current_rows: int
+    # The distance two random halves of the reference's accounts already show, scaled to this
+    # comparison's sizes: what drift of this size would be expected from the sample alone.
+    noise: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["score"] = round(self.score, 6)
+        out["noise"] = None if self.noise is None else round(self.noise, 6)
         return out
 
 

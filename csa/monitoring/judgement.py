@@ -16,12 +16,13 @@ newest windows and the last drift retraining into one decision with its reason:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from csa.features.definitions import JOIN_KEY
 from csa.monitoring.drift import FeatureDrift, column_drift, feature_drift
 from csa.monitoring.policy import DriftPolicy
 from csa.monitoring.reference import PREDICTION, Reference, feature_weights
@@ -79,9 +80,18 @@ class WindowVerdict:
 
 
 def judge_window(
-    reference: Reference, window: Window, policy: DriftPolicy, seed: int = 0
+    reference: Reference,
+    window: Window,
+    policy: DriftPolicy,
+    seed: int = 0,
+    labelled: Window | None = None,
 ) -> WindowVerdict:
-    """Feature, prediction and quality drift of one window (which carries ``probability``)."""
+    """Feature and prediction drift of one window (which carries ``probability``), and quality.
+
+    Args:
+        labelled: the window whose matured labels judge quality; its labels mature a horizon
+            after the drift window's, so it is an earlier one (none: quality is not judged).
+    """
     frame = window.frame
     verdict = WindowVerdict(start=window.start, end=window.end, rows=len(frame), judged=False)
     if len(frame) < policy.min_window_rows:
@@ -104,6 +114,7 @@ def judge_window(
         policy.max_rows,
         seed,
     )
+    drifts = _above_noise(reference, frame, drifts, policy)
     verdict.features = [d for d in drifts if d.feature not in excluded]
     verdict.excluded = [d for d in drifts if d.feature in excluded]
     weights = feature_weights(reference, policy.features.exclude, policy.features.weight)
@@ -124,37 +135,74 @@ def judge_window(
             reference.frame[PREDICTION],
             frame[PREDICTION],
             categorical=False,
-            numeric_threshold=limits.prediction,
+            numeric_threshold=limits.prediction or limits.numeric,
         )
-        if verdict.prediction is not None and verdict.prediction.drifted:
+        if verdict.prediction is not None:
+            verdict.prediction = _above_noise(reference, frame, [verdict.prediction], policy)[0]
+        judged = limits.prediction is not None
+        if judged and verdict.prediction is not None and verdict.prediction.drifted:
             verdict.reasons.append(
                 f"predictions drifted: distance {verdict.prediction.score:.3f} "
                 f"(>= {limits.prediction:g})"
             )
 
     # Quality on matured labels
-    verdict.quality = _quality(reference, frame, policy)
+    verdict.quality = None if labelled is None else _quality(reference, labelled, policy)
     if verdict.quality is not None:
         verdict.reasons += verdict.quality.pop("reasons", [])  # type: ignore[arg-type]
     verdict.drifted = bool(verdict.reasons)
     return verdict
 
 
-def _quality(
-    reference: Reference, frame: pd.DataFrame, policy: DriftPolicy
-) -> dict[str, Any] | None:
+def _above_noise(
+    reference: Reference, frame: pd.DataFrame, drifts: list[FeatureDrift], policy: DriftPolicy
+) -> list[FeatureDrift]:
+    """Drifts that also clear ``noise_factor`` times the reference's own sampling noise."""
+    factor = policy.thresholds.noise_factor
+    if factor <= 0 or JOIN_KEY not in frame.columns:
+        return drifts
+    noise = reference.split_half_noise(policy.max_rows)
+    if not noise:
+        return drifts
+    # Each half holds half the reference's accounts, so its distance has the spread of a
+    # comparison of N/2 with N/2 accounts; this window compares N_current with N.
+    n_ref, n_cur = reference.accounts, max(int(frame[JOIN_KEY].nunique()), 1)
+    scale = float(np.sqrt((1 / n_cur + 1 / n_ref) / (4 / n_ref)))
+    out = []
+    for drift in drifts:
+        level = noise.get(drift.feature)
+        if level is None:
+            out.append(drift)
+            continue
+        expected = level * scale
+        out.append(
+            replace(
+                drift, noise=expected, drifted=drift.drifted and drift.score >= factor * expected
+            )
+        )
+    return out
+
+
+def _quality(reference: Reference, window: Window, policy: DriftPolicy) -> dict[str, Any] | None:
     from csa.training.evaluation import binary_metrics
 
+    frame = window.frame
     label = reference.label
     if label is None or label not in frame.columns or MATURED not in frame.columns:
         return None
     matured = frame.loc[frame[MATURED].astype(bool)]
     y = matured[label].to_numpy(dtype=np.int64) if len(matured) else np.array([], dtype=np.int64)
+    positive_accounts = int(matured.loc[y == 1, JOIN_KEY].nunique()) if len(matured) else 0
     if len(matured) < policy.quality.min_labelled_rows or len(np.unique(y)) < 2:
+        return None
+    if positive_accounts < policy.quality.min_positive_accounts:
         return None
     metrics = binary_metrics(y, matured[PREDICTION].to_numpy())
     out: dict[str, Any] = {
+        "window_end": window.end.isoformat(),
         "labelled_rows": len(matured),
+        "positives": int(y.sum()),
+        "positive_accounts": positive_accounts,
         "roc_auc": round(metrics["roc_auc"], 4),
         "ece": round(metrics["ece"], 4),
         "reasons": [],

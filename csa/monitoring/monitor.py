@@ -137,11 +137,17 @@ def monitor_model(
     reference = champion_reference(settings, model, version)
     champion = registry.load_version(settings, name, version)
     days, count = policy.window_days, policy.consecutive_windows
-    frame = snapshot_rows(settings, model, end - pd.Timedelta(days=days * count), end)
+    horizon = pd.Timedelta(days=settings.features.horizon_days)
+    frame = snapshot_rows(settings, model, end - horizon - pd.Timedelta(days=days * count), end)
     if len(frame):
         frame[PREDICTION] = champion.predict(frame)
     windows = cut_windows(frame, end, days, count)
-    verdicts = [judge_window(reference, window, policy, seed=k) for k, window in enumerate(windows)]
+    # Quality is judged a horizon back, on the newest windows whose labels have all matured.
+    labelled = cut_windows(frame, end - horizon, days, count)
+    verdicts = [
+        judge_window(reference, window, policy, seed=k, labelled=labelled[k])
+        for k, window in enumerate(windows)
+    ]
     decision = decide(verdicts, policy, _last_retraining_end(settings, model), retrain)
     report = ModelReport(model, version, decision.decision, decision.reason, verdicts)
     logger.info(

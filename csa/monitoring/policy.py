@@ -54,8 +54,21 @@ class Thresholds(_Strict):
     drifted_share: float = Field(
         0.25, gt=0, le=1, description="Weight share of drifted features that drifts a window."
     )
-    prediction: float = Field(
-        0.2, gt=0, description="Normed Wasserstein distance of the predictions that drifts one."
+    prediction: float | None = Field(
+        0.3,
+        gt=0,
+        description=(
+            "Normed Wasserstein distance of the predictions that drifts a window (none: "
+            "prediction drift is reported, not judged)."
+        ),
+    )
+    noise_factor: float = Field(
+        1.5,
+        ge=0,
+        description=(
+            "A distance also has to reach this multiple of the distance two random halves of "
+            "the reference's accounts show (0: thresholds alone)."
+        ),
     )
 
 
@@ -64,6 +77,14 @@ class QualityLimits(_Strict):
 
     min_labelled_rows: int = Field(
         200, ge=10, description="Matured labels a window needs before its quality is judged."
+    )
+    min_positive_accounts: int = Field(
+        20,
+        ge=1,
+        description=(
+            "Distinct accounts with a positive label a window needs before its quality is "
+            "judged: a churner's daily snapshots are one outcome, not many."
+        ),
     )
     max_roc_auc_drop: float = Field(
         0.05, gt=0, le=1, description="ROC AUC below the champion's test ROC AUC that drifts."

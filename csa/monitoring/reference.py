@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from csa.errors import ContractError
+from csa.features.definitions import JOIN_KEY
 from csa.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,10 +52,50 @@ class Reference:
     metrics: dict[str, float] = field(default_factory=dict)  # test roc_auc and ece
     label: str | None = None
     window: dict[str, Any] = field(default_factory=dict)
+    _noise: dict[str, float] | None = field(default=None, repr=False)
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def accounts(self) -> int:
+        """Distinct accounts in the reference: its real sample size, not its row count."""
+        return int(self.frame[JOIN_KEY].nunique()) if JOIN_KEY in self.frame else len(self.frame)
+
+    def split_half_noise(self, max_rows: int, splits: int = 4, seed: int = 11) -> dict[str, float]:
+        """Per column, the mean distance between two random halves of the reference's accounts.
+
+        Daily snapshots of one account are nearly copies of each other, so a window's sample
+        size is its number of accounts. Two halves of the same reference differ only by which
+        accounts they hold; the distance between them is the noise a drift must clear.
+        """
+        if self._noise is not None:
+            return self._noise
+        from csa.monitoring.drift import feature_drift
+
+        columns = [*self.features, PREDICTION] if PREDICTION in self.frame else self.features
+        if JOIN_KEY not in self.frame or self.accounts < 4:
+            self._noise = {}
+            return self._noise
+        accounts = self.frame[JOIN_KEY].unique()
+        rng = np.random.default_rng(seed)
+        totals: dict[str, list[float]] = {}
+        for split in range(splits):
+            half = set(rng.permutation(accounts)[: len(accounts) // 2])
+            in_half = self.frame[JOIN_KEY].isin(half).to_numpy()
+            drifts = feature_drift(
+                self.frame.loc[in_half],
+                self.frame.loc[~in_half],
+                columns,
+                self.categorical,
+                max_rows=max_rows,
+                seed=seed + split,
+            )
+            for drift in drifts:
+                totals.setdefault(drift.feature, []).append(drift.score)
+        self._noise = {name: float(np.mean(scores)) for name, scores in totals.items()}
+        return self._noise
 
 
 def write_reference(

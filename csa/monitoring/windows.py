@@ -59,6 +59,9 @@ def snapshot_rows(
 ) -> pd.DataFrame:
     """Every snapshot with ``start < as_of <= end``: the model's features, label, ``MATURED``.
 
+    A label counts as matured when its horizon ended by ``end`` (and by the data's end), so a
+    replay of an earlier date never sees an outcome that was unknown then.
+
     Raises:
         LakeError: the features were not built.
     """
@@ -77,7 +80,8 @@ def snapshot_rows(
         return rows.assign(**{MATURED: pd.Series(dtype=bool)})
     frame = point_in_time_features(store or open_store(settings), model, rows)
     matured = pd.to_datetime(frame[SNAPSHOT_TIME], utc=True) + pd.Timedelta(days=horizon)
-    frame[MATURED] = frame[label].notna() & (matured <= _utc(data_end(settings)))
+    known_at = min(_utc(end), _utc(data_end(settings)))
+    frame[MATURED] = frame[label].notna() & (matured <= known_at)
     return frame
 
 
