@@ -12,7 +12,7 @@ export FEAST_USAGE := False
 export HF_HUB_OFFLINE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format bench clean
+.PHONY: help setup demo test test-fast lint format bench ui clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,18 @@ format: $(STAMP) ## Format the code with ruff
 
 bench: $(STAMP) ## Run every benchmark in bench/; results in reports/bench/
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Both UIs read the stores of CSA_HOME (default: here) and bind 127.0.0.1; Ctrl-C stops both.
+UI_HOME = $(abspath $(or $(CSA_HOME),.))
+ui: $(STAMP) ## Evidently UI (:8000) and MLflow UI (:5000) over CSA_HOME's stores
+	@mkdir -p $(UI_HOME)/data/monitoring/workspace
+	@echo "Evidently http://127.0.0.1:8000  MLflow http://127.0.0.1:5000  (home $(UI_HOME))"
+	@$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(UI_HOME)/mlflow.db \
+		--default-artifact-root $(UI_HOME)/mlruns & mlflow=$$!; \
+	trap "kill $$mlflow 2>/dev/null" EXIT INT TERM; \
+	$(BIN)/evidently ui --host 127.0.0.1 --port 8000 \
+		--workspace $(UI_HOME)/data/monitoring/workspace
 
 clean: ## Remove generated data, stores and caches (keeps .venv)
 	rm -rf data reports mlruns mlflow.db feature_repo/data .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from csa.cli.analytics import run_report
 from csa.cli.context import console, stage, state
 from csa.cli.features import run_apply, run_build, run_dataset, run_materialize
 from csa.cli.ingestion import run_ingest, run_simulate
+from csa.cli.monitoring import dashboard_links, run_demo_pass
 from csa.cli.training import (
     run_promote,
     run_score,
@@ -68,6 +69,7 @@ def demo(
         ("score churn", lambda: _score_champion(settings, "churn", scores)),
         ("score expansion", lambda: _score_champion(settings, "expansion", scores)),
         ("report", lambda: run_report(settings, settings.reports_dir)),
+        ("monitor", lambda: run_demo_pass(settings, settings.reports_dir / "monitoring.json")),
     ]
     for number, (name, run) in enumerate(steps, start=1):
         stage(number, len(steps), name, run())
@@ -78,6 +80,7 @@ def demo(
         f"{settings.reports_dir / 'ingest.json'}.",
         highlight=False,
     )
+    console.print(dashboard_links(settings), highlight=False, soft_wrap=True)
     if serve:
         _serve(settings)
 

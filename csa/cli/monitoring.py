@@ -98,6 +98,23 @@ def run_monitor(
     return ", ".join(f"{name} {r.decision}" for name, r in reports.items())
 
 
+def run_demo_pass(settings: Settings, report: Path) -> str:
+    """One pass without retraining, for ``csa demo``: the stage line's detail."""
+    from csa.monitoring import load_policy
+    from csa.monitoring import monitor as run_pass
+
+    with failures_exit():
+        reports = run_pass(settings, load_policy())
+    report.parent.mkdir(parents=True, exist_ok=True)
+    content = {"models": {name: r.to_dict() for name, r in reports.items()}}
+    report.write_text(json.dumps(content, indent=2, default=str))
+    decisions = ", ".join(
+        f"{name} {r.decision} ({len(r.drifted_features)} drifted features)"
+        for name, r in reports.items()
+    )
+    return f"{decisions}; report {report}"
+
+
 def _detail(result: Any) -> str:
     drifted = result.drifted_features
     shown = ", ".join(drifted[:4]) + (f" and {len(drifted) - 4} more" if len(drifted) > 4 else "")

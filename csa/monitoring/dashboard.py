@@ -75,7 +75,6 @@ def record_report(
                 cat_method="jensenshannon",
                 num_threshold=limits.numeric,
                 cat_threshold=limits.categorical,
-                per_column_threshold={PREDICTION: limits.prediction or limits.numeric},
                 drift_share=limits.drifted_share,
             )
         ],

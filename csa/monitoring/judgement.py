@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from csa.features.definitions import JOIN_KEY
-from csa.monitoring.drift import FeatureDrift, column_drift, feature_drift
+from csa.monitoring.drift import FeatureDrift, feature_drift, probability_shift
 from csa.monitoring.policy import DriftPolicy
 from csa.monitoring.reference import PREDICTION, Reference, feature_weights
 from csa.monitoring.windows import MATURED, Window
@@ -130,19 +130,18 @@ def judge_window(
 
     # Prediction drift
     if PREDICTION in frame.columns and PREDICTION in reference.frame.columns:
-        verdict.prediction = column_drift(
+        verdict.prediction = probability_shift(
             PREDICTION,
             reference.frame[PREDICTION],
             frame[PREDICTION],
-            categorical=False,
-            numeric_threshold=limits.prediction or limits.numeric,
+            limits.prediction or float("inf"),
         )
         if verdict.prediction is not None:
             verdict.prediction = _above_noise(reference, frame, [verdict.prediction], policy)[0]
         judged = limits.prediction is not None
         if judged and verdict.prediction is not None and verdict.prediction.drifted:
             verdict.reasons.append(
-                f"predictions drifted: distance {verdict.prediction.score:.3f} "
+                f"predicted probabilities moved by {verdict.prediction.score:.3f} "
                 f"(>= {limits.prediction:g})"
             )
 

@@ -55,11 +55,12 @@ class Thresholds(_Strict):
         0.25, gt=0, le=1, description="Weight share of drifted features that drifts a window."
     )
     prediction: float | None = Field(
-        0.3,
+        0.025,
         gt=0,
+        le=1,
         description=(
-            "Normed Wasserstein distance of the predictions that drifts a window (none: "
-            "prediction drift is reported, not judged)."
+            "Shift of the predicted probabilities (Wasserstein distance in probability points) "
+            "that drifts a window (none: reported, not judged)."
         ),
     )
     noise_factor: float = Field(
@@ -117,7 +118,7 @@ class DriftPolicy(_Strict):
         300, ge=1, description="Snapshot rows a window needs to be judged at all."
     )
     consecutive_windows: int = Field(
-        2, ge=1, description="Consecutive drifted windows that make a breach."
+        3, ge=1, description="Consecutive drifted windows that make a breach."
     )
     cooldown_days: int = Field(
         60, ge=0, description="Days of data after a drift retraining in which no other starts."

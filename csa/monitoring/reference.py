@@ -72,9 +72,9 @@ class Reference:
         """
         if self._noise is not None:
             return self._noise
-        from csa.monitoring.drift import feature_drift
+        from csa.monitoring.drift import feature_drift, probability_shift
 
-        columns = [*self.features, PREDICTION] if PREDICTION in self.frame else self.features
+        columns = self.features
         if JOIN_KEY not in self.frame or self.accounts < 4:
             self._noise = {}
             return self._noise
@@ -92,6 +92,14 @@ class Reference:
                 max_rows=max_rows,
                 seed=seed + split,
             )
+            if PREDICTION in self.frame:
+                shift = probability_shift(
+                    PREDICTION,
+                    self.frame.loc[in_half, PREDICTION],
+                    self.frame.loc[~in_half, PREDICTION],
+                    1.0,
+                )
+                drifts += [shift] if shift is not None else []
             for drift in drifts:
                 totals.setdefault(drift.feature, []).append(drift.score)
         self._noise = {name: float(np.mean(scores)) for name, scores in totals.items()}

@@ -74,6 +74,7 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
         "score churn",
         "score expansion",
         "report",
+        "monitor",
     ]
     for number, name in enumerate(stages, start=1):
         assert f"[{number}/{len(stages)}] {name}:" in result.output
@@ -92,5 +93,11 @@ def test_demo_runs_every_stage_into_the_home(home: Path, monkeypatch: pytest.Mon
         pd.read_csv(home / "data" / "raw" / "crm_accounts.csv")["Account ID"]
     )
     assert (home / "reports" / "customer_analytics.html").stat().st_size > 10_000
+    # A monitoring pass judged both champions and the output links the dashboards.
+    monitoring = json.loads((home / "reports" / "monitoring.json").read_text())["models"]
+    assert {m["decision"] for m in monitoring.values()} <= {
+        "no_drift", "drift_unconfirmed", "retrain_recommended", "window_too_small", "no_champion"
+    }  # fmt: skip
+    assert "dashboards (`make ui`" in result.output
     scores = pd.read_parquet(home / "data" / "scores" / "churn.parquet")
     assert len(scores) > 0 and scores["model_version"].notna().all()
