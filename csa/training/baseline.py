@@ -9,6 +9,7 @@ space's known values, and the fitted model is stored as plain numbers, never pic
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,11 @@ class LinearModel:
     @classmethod
     def fit(cls, space: FeatureSpace, frame: pd.DataFrame, y: np.ndarray) -> LinearModel:
         numbers = space.encode(frame)[space.numeric].to_numpy(dtype="float64")
-        medians = np.nan_to_num(np.nanmedian(numbers, axis=0)) if len(space.numeric) else []
+        with warnings.catch_warnings():
+            # A feature without any value in the window (no text scored yet) has no median;
+            # nan_to_num imputes it as 0, which is what numpy's warning is about.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nan_to_num(np.nanmedian(numbers, axis=0)) if len(space.numeric) else []
         model = cls(space, list(map(float, medians)), [], [], [], 0.0)
         filled = model._impute(numbers)
         means, scales = filled.mean(axis=0), filled.std(axis=0)
