@@ -52,7 +52,7 @@ class Thresholds(_Strict):
         0.1, gt=0, le=1, description="Jensen-Shannon distance at which a category drifts."
     )
     drifted_share: float = Field(
-        0.25, gt=0, le=1, description="Weight share of drifted features that drifts a window."
+        0.15, gt=0, le=1, description="Weight share of drifted features that drifts a window."
     )
     prediction: float | None = Field(
         0.025,

@@ -59,7 +59,7 @@ def test_baseline_companies_rarely_retrain_on_noise(tmp_path: Path) -> None:
     policy = load_policy()
     retrainings = {}
     for seed in SEEDS:
-        settings = scenario_company(tmp_path / f"seed{seed}", 50, 270, seed)
+        settings = scenario_company(tmp_path / f"seed{seed}", 60, 270, seed)
         rows = all_snapshots(settings, "churn")
         reference, booster, space = tiny_reference(settings, "churn", rows, TRAINED_DAY)
         rows[PREDICTION] = predict(booster, space, rows)

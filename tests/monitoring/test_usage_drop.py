@@ -5,7 +5,8 @@ often. The champion is trained on what was known before the change. Replayed pas
 flag the report features before the change and must flag them after it; a pass with
 ``--retrain`` at the end of the data trains a challenger that the gate promotes because it
 scores better on snapshots after the change, the service switches to it, and its served scores
-show no skew against the offline features.
+show no skew against the offline features. The tests run in order: the retraining comes last
+but one, since it replaces the champion the earlier ones judge with.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from csa.monitoring.skew import skew_report
 from csa.settings import Settings
 from csa.training import feature_store_table, registry, train_model
 from csa.training.promotion import promote
+from tests.company import SHORT_WINDOWS
 from tests.monitoring.scenario import day, scenario_company
 
 pytestmark = pytest.mark.slow
@@ -57,13 +59,48 @@ def test_usage_drop_is_flagged_after_the_change_and_not_before(company: Settings
         assert not REPORT_FEATURES & set(report.drifted_features), report.drifted_features
         assert report.decision == NO_DRIFT, report.reason
 
-    after = monitor(company, policy, as_of=day(CHANGE_DAY + 42), models=["churn"])["churn"]
+    after = monitor(company, policy, as_of=day(CHANGE_DAY + 98), models=["churn"])["churn"]
     assert after.drift_detected
     assert set(after.drifted_features) >= REPORT_FEATURES, after.drifted_features
     assert after.decision == "retrain_recommended", after.reason
     # The dashboard's report of the same window agrees on the report features.
     assert after.dashboard is not None
     assert all(after.dashboard["scores"][f] >= 0.1 for f in REPORT_FEATURES)
+
+
+def test_csa_monitor_writes_the_report_of_the_interface(
+    company: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from csa.cli import app
+
+    for key, value in SHORT_WINDOWS.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "monitoring.json"
+    when = day(CHANGE_DAY + 98).date().isoformat()
+    result = CliRunner().invoke(
+        app,
+        ["--home", str(company.home), "monitor", "--as-of", when, "--report", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "monitor churn:" in result.output and "dashboards (`make ui`" in result.output
+    models = json.loads(out.read_text())["models"]
+    churn = models["churn"]
+    assert {"drift_detected", "drifted_features", "decision", "reason"} <= set(churn)
+    assert churn["drift_detected"] is True
+    assert set(churn["drifted_features"]) >= REPORT_FEATURES
+    assert models["expansion"]["decision"] == "no_champion"
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("consecutive_windows: many\n")
+    result = CliRunner().invoke(
+        app, ["--home", str(company.home), "monitor", "--policy", str(policy)]
+    )
+    assert result.exit_code == 1
+    assert "consecutive_windows" in result.output and str(policy) in result.output
 
 
 def test_retraining_promotes_a_better_champion_that_serving_picks_up(
