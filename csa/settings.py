@@ -279,6 +279,22 @@ class ServingSettings(_Section):
     reload_seconds: float = Field(
         5.0, gt=0, description="How often the registry is asked for a new champion."
     )
+    sentiment_max_texts: int = Field(
+        256, ge=1, description="Texts one /sentiment request may carry; more answer 400."
+    )
+    sentiment_max_chars: int = Field(
+        5000, ge=1, description="Characters of one /sentiment text; a longer one answers 400."
+    )
+    sentiment_max_batch_size: int = Field(
+        64,
+        ge=1,
+        description="Most texts of concurrent /sentiment calls encoded together in one pass.",
+    )
+    sentiment_max_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        description="How long a lone /sentiment request waits for others to share its batch.",
+    )
 
 
 class DemoSettings(_Section):

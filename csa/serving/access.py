@@ -6,8 +6,13 @@ high-entropy random strings, so a plain hash is enough: there is nothing to gues
 
 ``AccessMiddleware`` runs in front of every route: health and metrics pass, everything else
 needs ``Authorization: Bearer <key>`` of a role allowed on the route. It also caps the request
-body (413) so that no handler ever parses an unbounded payload. Every denied request is
-appended to the ``access`` audit log with the key's public id, never the key or the body.
+body (413) so that no handler ever parses an unbounded payload, and limits the requests in
+flight (503 with Retry-After). Every denied request is appended to the ``access`` audit log with
+the key's public id, never the key or the body.
+
+BentoML answers any 5xx of a handler with a generic body. A handler that knows why it failed
+(a store that does not answer, a model without champion) leaves the reason in the request's
+state as ``csa_reason``; the middleware sends that reason instead, with Retry-After on a 503.
 """
 
 from __future__ import annotations
@@ -203,14 +208,32 @@ class AccessMiddleware:
         if api_route and route not in role.routes:
             await self._refuse(send, scope, 403, f"role {role.name} may not call /{route}", key_id)
             return
-        scope.setdefault("state", {})
-        scope["state"]["csa_role"] = role.name
-        scope["state"]["csa_key_id"] = key_id
+        state = scope.setdefault("state", {})
+        state["csa_role"] = role.name
+        state["csa_key_id"] = key_id
         started = False
+        held: dict[str, Any] | None = None  # the start of a 5xx, until its reason is known
+        replaced = False
 
         async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, held, replaced
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] >= 500:
+                    held = message
+                    return
+            elif message["type"] == "http.response.body" and (held or replaced):
+                if replaced:
+                    return  # the rest of the generic body, already answered
+                reason = state.get("csa_reason")
+                assert held is not None
+                if reason:
+                    replaced, status = True, held["status"]
+                    retry = [(b"retry-after", b"1")] if status == 503 else []
+                    await send_json(send, status, {"error": str(reason)}, retry)
+                    return
+                await send(held)
+                held = None
             await send(message)
 
         try:

@@ -99,7 +99,11 @@ def test_unknown_accounts_answer_404_and_a_model_without_champion_503(served: An
     client, _, keys = served
 
     assert call(client, "/churn", {"account_ids": ["nobody"]}, keys["app"]).status_code == 404
-    assert call(client, "/expansion", {"account_ids": ["x"]}, keys["app"]).status_code == 503
+    unavailable = call(client, "/expansion", {"account_ids": ["x"]}, keys["app"])
+    assert unavailable.status_code == 503
+    # The reason, not BentoML's generic 5xx body, and when to come back.
+    assert "csa train expansion" in unavailable.json()["error"]
+    assert unavailable.headers["retry-after"] == "1"
 
 
 def test_a_promotion_goes_live_without_restart(served: Any) -> None:
