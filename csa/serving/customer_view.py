@@ -1,8 +1,10 @@
-"""The customer view of one account: profile, usage, scores, tickets, comments, plays; masked.
+"""The customer view of one account: profile, usage, scores, tickets, comments, sentiment, plays.
 
 The CRM, ticket and survey tables are read from the lake once and again only when a table's
 Delta version changes, so a view costs dictionary lookups, not lake scans. Usage comes from the
-online features the scores use. Fields a role may not see are replaced by
+online features the scores use. The sentiment summary comes from the scored texts that
+``csa score sentiment`` writes (``data/features/text_sentiment.parquet``), re-read when the file
+changes. Fields a role may not see are replaced by
 ``{"masked": true}`` and listed under ``masked``; every view that shows a sensitive group is
 appended to the ``access`` audit log with the groups shown, never their values.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,6 +21,7 @@ import pandas as pd
 from csa.audit import append_record
 from csa.errors import LakeError
 from csa.features.definitions import JOIN_KEY
+from csa.features.text_sentiment import read_text_scores, text_scores_path
 from csa.ingestion.lake import read_table, table_exists, table_version
 from csa.playbooks import actions, load_playbook, playbook_path
 from csa.serving.access import Role
@@ -40,6 +44,7 @@ USAGE_FIELDS = (
 )
 _TABLES = ("accounts", "contacts", "tickets", "survey_responses")
 _RECENT = 5
+SENTIMENT_WINDOW_DAYS = 90
 
 
 class LakeSnapshot:
@@ -75,6 +80,42 @@ class LakeSnapshot:
             self._versions[table] = version
 
 
+class TextScores:
+    """The scored texts grouped by account, re-read when the scoring rewrites the file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path: Path = text_scores_path(settings)
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._checked = 0.0
+        self._groups: dict[str, pd.DataFrame] = {}
+        self.newest: pd.Timestamp | None = None
+
+    def rows(self, account_id: str) -> pd.DataFrame:
+        self._refresh()
+        return self._groups.get(account_id, pd.DataFrame())
+
+    def _refresh(self) -> None:
+        # A stat per second at most; the file is replaced whole, so its mtime marks a new one.
+        now = time.monotonic()
+        if self._mtime is not None and now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            mtime: float | None = self.path.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        if mtime == self._mtime and (mtime is not None or not self._groups):
+            return
+        with self._lock:
+            scores = read_text_scores(self.settings)
+            self._groups = {str(k): g for k, g in scores.groupby(JOIN_KEY)} if len(scores) else {}
+            # The window ends at the newest text the platform holds: today, on a live company.
+            self.newest = pd.Timestamp(scores["written_at"].max()) if len(scores) else None
+            self._mtime = mtime
+
+
 class CustomerView:
     """Builds the view of one account for one role."""
 
@@ -82,6 +123,7 @@ class CustomerView:
         self.settings = settings
         self.scorer = scorer
         self.lake = LakeSnapshot(settings)
+        self.texts = TextScores(settings)
         self.plays = load_playbook(playbook_path(settings))
 
     def view(self, account_id: str, role: Role, key_id: str | None) -> dict[str, Any]:
@@ -124,6 +166,7 @@ class CustomerView:
             "scores": scores,
             "open_tickets": self._tickets(account_id, "texts" in shows),
             "recent_comments": self._comments(account_id, "texts" in shows),
+            "sentiment": self._sentiment(account_id, "texts" in shows),
             "playbook": actions(self.plays, values),
             "masked": sorted({"contacts", "texts", "contract"} - set(shows)),
         }
@@ -205,6 +248,81 @@ class CustomerView:
             }
             for a in recent.itertuples(index=False)
         ]
+
+    def _sentiment(self, account_id: str, visible: bool) -> dict[str, Any]:
+        """Mean score, negative share and counts over the window; the recent negative texts."""
+        scored = self.texts.rows(account_id)
+        newest = self.texts.newest
+        summary: dict[str, Any] = {
+            "window_days": SENTIMENT_WINDOW_DAYS,
+            "window_end": _iso(newest),
+            "texts": 0,
+            "tickets": 0,
+            "survey_comments": 0,
+            "mean_score": None,
+            "negative_share": None,
+            "negative": 0,
+            "model_version": None,
+            "recent_negative": [],
+        }
+        if scored.empty or newest is None:
+            return summary
+        start = newest - pd.Timedelta(days=SENTIMENT_WINDOW_DAYS)
+        window = scored[scored["written_at"] > start]
+        if window.empty:
+            return summary
+        negative = window[window["label"] == "negative"]
+        versions = sorted(set(window["model_version"].astype(str)))
+        summary.update(
+            texts=len(window),
+            tickets=int((window["source"] == "ticket").sum()),
+            survey_comments=int((window["source"] == "survey").sum()),
+            mean_score=round(float(window["score"].mean()), 4),
+            negative_share=round(len(negative) / len(window), 4),
+            negative=len(negative),
+            model_version=",".join(versions),
+            recent_negative=self._negative_texts(account_id, negative, visible),
+        )
+        return summary
+
+    def _negative_texts(
+        self, account_id: str, negative: pd.DataFrame, visible: bool
+    ) -> list[dict[str, Any]]:
+        recent = negative.sort_values("written_at", ascending=False).head(_RECENT)
+        tickets = self.lake.rows("tickets", account_id)
+        answers = self.lake.rows("survey_responses", account_id)
+        out = []
+        for row in recent.itertuples(index=False):
+            kind, _, source_id = str(row.text_id).partition(":")
+            item: dict[str, Any] = {
+                "source": kind,
+                "id": source_id,
+                "written_at": _iso(row.written_at),
+                "score": round(float(row.score), 4),
+            }
+            if kind == "ticket":
+                match = _by_id(tickets, "ticket_id", source_id)
+                item["status"] = None if match is None else match["status"]
+                item["subject"] = _text(match, "subject", visible)
+                item["text"] = _text(match, "body", visible)
+            else:
+                item["text"] = _text(_by_id(answers, "response_id", source_id), "comment", visible)
+            out.append(item)
+        return out
+
+
+def _by_id(frame: pd.DataFrame, column: str, value: str) -> pd.Series | None:
+    if frame.empty or column not in frame.columns:
+        return None
+    match = frame[frame[column].astype(str) == value]
+    return None if match.empty else match.iloc[-1]
+
+
+def _text(row: pd.Series | None, column: str, visible: bool) -> Any:
+    """A text field of a lake row, masked for a role without the texts group."""
+    if not visible:
+        return MASKED
+    return None if row is None else _plain(row[column])
 
 
 def _iso(value: Any) -> str | None:
