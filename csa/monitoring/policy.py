@@ -127,7 +127,7 @@ class DriftPolicy(_Strict):
         200_000, ge=1_000, description="Rows per side the drift statistics read; more are sampled."
     )
     dashboard_rows: int = Field(
-        5_000, ge=100, description="Rows per side of the Evidently report for the dashboard."
+        2_000, ge=100, description="Rows per side of the Evidently report for the dashboard."
     )
     features: FeatureWeights = FeatureWeights()
     thresholds: Thresholds = Thresholds()

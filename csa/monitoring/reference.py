@@ -137,6 +137,11 @@ def write_reference(
     (folder / REFERENCE_FACTS).write_text(json.dumps(facts, indent=1, default=str))
 
 
+# A registered version never changes, so its reference (and the noise computed on it) is read
+# once per process: a monitoring loop judges the same champion pass after pass.
+_LOADED: dict[tuple[str, str, str], Reference] = {}
+
+
 def champion_reference(settings: Settings, model: str, version: str) -> Reference:
     """The reference of ``csa-<model>`` version ``version``, recorded or rebuilt.
 
@@ -144,6 +149,13 @@ def champion_reference(settings: Settings, model: str, version: str) -> Referenc
         ContractError: the version has neither a recorded reference nor a time window to
             rebuild one from (a model trained on an own table without --time).
     """
+    key = (settings.mlflow_tracking_uri, model, str(version))
+    if key not in _LOADED:
+        _LOADED[key] = _read_reference(settings, model, version)
+    return _LOADED[key]
+
+
+def _read_reference(settings: Settings, model: str, version: str) -> Reference:
     from csa.training import registry
 
     name = registry.registered_name(model)

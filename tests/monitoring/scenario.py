@@ -62,22 +62,22 @@ def all_snapshots(settings: Settings, model: str) -> pd.DataFrame:
 
 
 def tiny_reference(
-    settings: Settings, model: str, rows: pd.DataFrame, trained_day: int
+    settings: Settings, model: str, rows: pd.DataFrame, reference_start: int, days: int = 30
 ) -> tuple[Reference, xgb.Booster, FeatureSpace]:
-    """The reference of a small model trained as ``csa train`` would on ``trained_day``.
+    """The reference a small model would record, its tuning window ``days`` from a day on.
 
-    Windows as in training with the short settings (30-day test and tuning windows, no purge,
-    which a model this small does not need): the reference is the tuning window.
+    The trees learn from the matured snapshots before the window, the test metrics come from
+    the ``days`` after it, and the reference is the window itself, as in ``write_reference``.
     """
     horizon = settings.features.horizon_days
     label = label_name(model, horizon)
     times = pd.to_datetime(rows[SNAPSHOT_TIME], utc=True)
-    cutoff = day(trained_day)
-    matured = rows[label].notna() & (times + pd.Timedelta(days=horizon) <= cutoff)
-    test_start = cutoff - pd.Timedelta(days=horizon + 30)
-    tune_start = test_start - pd.Timedelta(days=30)
-    train = rows.loc[matured & (times < tune_start)]
-    tune = rows.loc[matured & (times >= tune_start) & (times < test_start)].reset_index(drop=True)
+    tune_start, test_start = day(reference_start), day(reference_start + days)
+    matured = rows[label].notna() & (times + pd.Timedelta(days=horizon) <= test_start)
+    train = rows.loc[matured & (times <= tune_start)]
+    tune = rows.loc[(times > tune_start) & (times <= test_start)].reset_index(drop=True)
+    test = rows.loc[(times > test_start) & (times <= day(reference_start + 2 * days))]
+    test = test.loc[test[label].notna()]
     features = [c for c in rows.columns if c not in {"account_id", SNAPSHOT_TIME, MATURED}]
     features = [c for c in features if not c.endswith(f"_within_{horizon}d")]
     space = FeatureSpace.learn(train, features)
@@ -92,7 +92,6 @@ def tiny_reference(
     total = sum(gains.values()) or 1.0
     frame = tune.copy()
     frame[PREDICTION] = predict(booster, space, tune)
-    test = rows.loc[matured & (times >= test_start)]
     metrics = binary_metrics(test[label].to_numpy(dtype=int), predict(booster, space, test))
     reference = Reference(
         model=model,
