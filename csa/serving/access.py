@@ -10,9 +10,12 @@ body (413) so that no handler ever parses an unbounded payload, and limits the r
 flight (503 with Retry-After). Every denied request is appended to the ``access`` audit log with
 the key's public id, never the key or the body.
 
-BentoML answers any 5xx of a handler with a generic body. A handler that knows why it failed
-(a store that does not answer, a model without champion) leaves the reason in the request's
-state as ``csa_reason``; the middleware sends that reason instead, with Retry-After on a 503.
+Every error answer is ``{"error": reason}``, as the OpenAPI document says. BentoML answers a
+handler's 5xx with a generic body, a 4xx with the reason wrapped in a list, and a malformed body
+with pydantic's error list. So a handler that knows why it failed (an unknown account, a store
+that does not answer, a model without champion) leaves the reason in the request's state as
+``csa_reason``, and the middleware answers with it (Retry-After on a 503); pydantic's errors
+become one line naming each bad field.
 """
 
 from __future__ import annotations
@@ -212,28 +215,30 @@ class AccessMiddleware:
         state["csa_role"] = role.name
         state["csa_key_id"] = key_id
         started = False
-        held: dict[str, Any] | None = None  # the start of a 5xx, until its reason is known
-        replaced = False
+        held: dict[str, Any] | None = None  # the start of an error, until its body is read
+        body = b""
 
         async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started, held, replaced
+            nonlocal started, held, body
             if message["type"] == "http.response.start":
                 started = True
-                if message["status"] >= 500:
+                if message["status"] >= 400:
                     held = message
                     return
-            elif message["type"] == "http.response.body" and (held or replaced):
-                if replaced:
-                    return  # the rest of the generic body, already answered
-                reason = state.get("csa_reason")
-                assert held is not None
-                if reason:
-                    replaced, status = True, held["status"]
-                    retry = [(b"retry-after", b"1")] if status == 503 else []
-                    await send_json(send, status, {"error": str(reason)}, retry)
+            elif message["type"] == "http.response.body" and held is not None:
+                body += message.get("body", b"")
+                if message.get("more_body"):
                     return
-                await send(held)
-                held = None
+                start, held = held, None
+                reason = state.get("csa_reason") or error_reason(body)
+                if reason is None:  # already in the documented shape
+                    await send(start)
+                    await send({"type": "http.response.body", "body": body})
+                    return
+                status = start["status"]
+                retry = [(b"retry-after", b"1")] if status == 503 else []
+                await send_json(send, status, {"error": str(reason)}, retry)
+                return
             await send(message)
 
         try:
@@ -274,6 +279,27 @@ class AccessMiddleware:
             },
         )
         await send_json(send, status, {"error": reason})
+
+
+def error_reason(body: bytes) -> str | None:
+    """The one-line reason of an error body BentoML wrote in another shape, or None."""
+    try:
+        content = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(content, list) and len(content) == 1 and isinstance(content[0], dict):
+        content = content[0]  # a handler's 4xx, wrapped in a list
+        return str(content["error"]) if "error" in content else None
+    if isinstance(content, dict) and isinstance(content.get("detail"), list):
+        problems = [
+            f"{'.'.join(map(str, item.get('loc', []))) or 'body'}: {item.get('msg', item)}"
+            for item in content["detail"][:5]
+            if isinstance(item, dict)
+        ]
+        more = len(content["detail"]) - len(problems)
+        tail = f" (and {more} more)" if more > 0 else ""
+        return "invalid request body: " + "; ".join(problems) + tail
+    return None
 
 
 class BodyTooLarge(Exception):

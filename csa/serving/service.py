@@ -9,8 +9,9 @@ not answer) and ``/metrics`` from BentoML. A background thread polls the registr
 version that made it. ``csa.serving.app`` holds the instance ``bentoml serve`` imports.
 
 A handler's platform error becomes the HTTP status its class names. BentoML replaces the body of
-any 5xx with a generic message, so the handler also leaves the reason in the request's state,
-where ``AccessMiddleware`` puts it back: a 503 always says which store or model is missing.
+any 5xx with a generic message (and wraps a 4xx reason in a list), so the handler also leaves the
+reason in the request's state, where ``AccessMiddleware`` answers it as ``{"error": reason}``: a
+503 always says which store or model is missing.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ AccountIds = Annotated[
 def _http_error(exc: CsaError, ctx: bentoml.Context) -> BentoMLException:
     """A platform error as the BentoML exception that answers with its HTTP status.
 
-    The reason is also left in the request's state, for the middleware to restore in a 5xx.
+    The reason is also left in the request's state, for the middleware to answer with.
     """
     ctx.request.state.csa_reason = str(exc)
     return BentoMLException(str(exc), error_code=HTTPStatus(exc.http_status))
