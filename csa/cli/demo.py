@@ -99,7 +99,12 @@ def _serve(settings: Settings) -> None:
         "try, once the server below is up:\n"
         f"  curl -s {base}/readyz\n"
         f"  curl -s -X POST {base}/churn -H 'Authorization: Bearer {key}' "
-        f"-H 'Content-Type: application/json' -d '{{\"account_ids\": [\"{account}\"]}}'",
+        f"-H 'Content-Type: application/json' -d '{{\"account_ids\": [\"{account}\"]}}'\n"
+        f"  curl -s -X POST {base}/account -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d '{{\"account_id\": \"{account}\"}}'\n"
+        f"  curl -s -X POST {base}/sentiment -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' "
+        f'-d \'{{"texts": ["The export is broken again and support is slow."]}}\'',
         highlight=False,
         soft_wrap=True,
     )
