@@ -9,7 +9,10 @@ other usage exports (its name matches their glob) and loads it into the lake, de
 ``messageId`` as it does for every export.
 
 Today's per-account counters (actions, distinct people) are pushed to the online store through
-the feature store's push source, so live scores see today's usage at once.
+the feature store's push source, so live scores see today's usage within a fraction of a
+second. The push runs on a background thread that coalesces the requests of the last
+``_PUSH_INTERVAL`` seconds into one write: a Feast push costs about 0.1 s of registry work
+whatever its size, which on the request path would halve the intake rate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "product_usage"
 _KEY = "messageId"
+_PUSH_INTERVAL = 0.2  # seconds of requests whose counters go out in one push
 
 
 @dataclass
@@ -69,6 +74,9 @@ class EventIntake:
         self._events: dict[str, int] = defaultdict(int)
         self._people: dict[str, set[str]] = defaultdict(set)
         self._store: Any = None
+        self._changed: set[str] = set()  # accounts whose counters wait for the next push
+        self._wake = threading.Event()
+        self._pusher: threading.Thread | None = None
 
     def _seen_ids(self) -> set[str]:
         # Loaded once: the lake's ids and those already in the event log.
@@ -148,7 +156,7 @@ class EventIntake:
             os.close(fd)
 
     def _push_counters(self, rows: pd.DataFrame) -> None:
-        """Today's actions and distinct people per account, into the online store."""
+        """Count today's actions and distinct people per account; the pusher sends them."""
         today = dt.datetime.now(dt.UTC).date()
         with self._lock:
             if self._today != today:  # a new UTC day starts the counters again
@@ -159,7 +167,26 @@ class EventIntake:
             for row in todays.itertuples(index=False):
                 self._events[row.account_id] += int(row.quantity)
                 self._people[row.account_id].add(row.user_id)
-            accounts = sorted(set(todays["account_id"]))
+            self._changed.update(todays["account_id"])
+            if self._pusher is None or not self._pusher.is_alive():
+                self._pusher = threading.Thread(
+                    target=self._push_loop, name="usage-counters", daemon=True
+                )
+                self._pusher.start()
+        self._wake.set()
+
+    def _push_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(_PUSH_INTERVAL)  # let the requests of the moment join this push
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Push the counters that changed since the last push into the online store now."""
+        with self._lock:
+            accounts = sorted(self._changed)
+            self._changed.clear()
             frame = pd.DataFrame(
                 {
                     "account_id": accounts,
@@ -178,3 +205,5 @@ class EventIntake:
             self._store.push(PUSH_SOURCE, frame, to=PushMode.ONLINE)
         except Exception as exc:  # the events are safe in the log; counters catch up later
             logger.warning("could not push live usage counters: %s", exc)
+            with self._lock:
+                self._changed.update(accounts)  # the next push carries them again

@@ -291,7 +291,13 @@ def test_todays_counters_reach_the_online_store(served: Any) -> None:
 
     call(client, "/events", {"events": batch}, keys["app"])
 
-    live = OnlineFeatureReader(settings).read("churn", [account])[account]
+    # Pushed by a background thread within a fraction of a second; a few seconds of grace.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        live = OnlineFeatureReader(settings).read("churn", [account])[account]
+        if live["events_1d"].value == 12:
+            break
+        time.sleep(0.1)
     assert live["events_1d"].value == 12  # six calls of two reports each
     assert live["active_users_1d"].value == 3
 
