@@ -27,6 +27,8 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from csa.errors import ConfigError, StoreUnavailable
 from csa.features.definitions import JOIN_KEY
@@ -193,6 +195,7 @@ class OnlineFeatureReader:
         self._plans_loaded = time.monotonic()
         self._keys: dict[str, bytes] = {}
         self._shared = _SharedValues()
+        self._retry_set_on: Any = None
 
     # Registry lookups, cached
     def refresh(self) -> None:
@@ -382,6 +385,16 @@ class OnlineFeatureReader:
             rows[position][name] = group[raw]
         return len(stored)
 
+    def _redis_client(self) -> Any:
+        client = self._online._get_client(self._config.online_store)
+        if client is not self._retry_set_on:
+            # redis-py retries a failed call with exponential backoff, several seconds in all
+            # against a Redis that is down; one immediate retry lets a request fail (and the
+            # service answer 503) within the socket timeout instead.
+            client.set_retry(Retry(NoBackoff(), 1))
+            self._retry_set_on = client
+        return client
+
     def _fetch_redis(
         self,
         plan: _ServicePlan,
@@ -389,7 +402,7 @@ class OnlineFeatureReader:
         rows: list[dict[str, Any]],
         now: dt.datetime,
     ) -> int:
-        client = self._online._get_client(self._config.online_store)
+        client = self._redis_client()
         project = self._project.encode()
         # One HMGET per account covers every view: Feast keeps an entity's views in one hash.
         fields = plan.fields

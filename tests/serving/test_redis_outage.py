@@ -180,15 +180,6 @@ def outage(
             fresh_database(postgres_url, database, create=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "redis-py 7's default retry backs off exponentially (about 8 s per call against a down "
-        "Redis), so requests time out with 504; the online reader's Redis client needs "
-        "set_retry(Retry(NoBackoff(), 1)) in csa/features/online.py. With that, this test passes."
-    ),
-)
 def test_redis_stopped_under_load_answers_503_with_the_reason_and_recovers_without_restart(
     outage: Outage,
 ) -> None:
