@@ -286,6 +286,9 @@ class FeatureSpace:
 
     numeric: list[str]
     categories: dict[str, list[str]]  # categorical column -> its known values, in code order
+    _codes: dict[str, tuple[pd.Index, pd.CategoricalDtype]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def columns(self) -> list[str]:
@@ -319,13 +322,30 @@ class FeatureSpace:
                 f"the rows lack feature columns the model needs: {', '.join(missing[:10])}; "
                 "score with the same feature service or table layout the model was trained on."
             )
-        out = pd.DataFrame(index=frame.index)
-        for column in self.numeric:
-            out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-        for column, known in self.categories.items():
-            text = frame[column].astype("string")
-            out[column] = pd.Categorical(text, categories=known)
-        return out
+        # The numbers become one float block and the categoricals are coded against a cached
+        # index: building the frame column by column cost about 40 ms a row, most of scoring.
+        numbers = frame[self.numeric]
+        if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in numbers.dtypes):
+            numbers = numbers.apply(pd.to_numeric, errors="coerce")
+        block = numbers.to_numpy(dtype="float64", na_value=np.nan)
+        encoded = pd.DataFrame(block, index=frame.index, columns=self.numeric, copy=False)
+        if not self.categories:
+            return encoded
+        coded: dict[str, pd.Categorical] = {}
+        for column in self.categories:
+            known, dtype = self._category_codes(column)
+            text = frame[column].astype("string").to_numpy(dtype=object, na_value=None)
+            coded[column] = pd.Categorical.from_codes(known.get_indexer(text), dtype=dtype)
+        return pd.concat([encoded, pd.DataFrame(coded, index=frame.index)], axis=1)
+
+    def _category_codes(self, column: str) -> tuple[pd.Index, pd.CategoricalDtype]:
+        # Built once per column: the lookup index and dtype are the same for every request.
+        cached = self._codes.get(column)
+        if cached is None:
+            known = self.categories[column]
+            cached = (pd.Index(known, dtype=object), pd.CategoricalDtype(known))
+            self._codes[column] = cached
+        return cached
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "categories": self.categories}
