@@ -50,11 +50,15 @@ class FeatureDrift:
     # The distance two random halves of the reference's accounts already show, scaled to this
     # comparison's sizes: what drift of this size would be expected from the sample alone.
     noise: float | None = None
+    # The largest distance a window of the champion's own test data showed from the reference:
+    # how far the company moves over weeks with nothing to alarm on.
+    history: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["score"] = round(self.score, 6)
         out["noise"] = None if self.noise is None else round(self.noise, 6)
+        out["history"] = None if self.history is None else round(self.history, 6)
         return out
 
 

@@ -26,7 +26,7 @@ from csa.features.definitions import JOIN_KEY
 from csa.monitoring.drift import FeatureDrift, feature_drift, probability_shift
 from csa.monitoring.policy import DriftPolicy
 from csa.monitoring.reference import PREDICTION, Reference, feature_weights
-from csa.monitoring.windows import MATURED, Window
+from csa.monitoring.windows import MATURED, Window, cut_windows
 
 NO_DRIFT = "no_drift"
 WINDOW_TOO_SMALL = "window_too_small"
@@ -153,10 +153,55 @@ def judge_window(
     return verdict
 
 
+def attach_history(reference: Reference, rows: pd.DataFrame, policy: DriftPolicy) -> None:
+    """Measure how far the champion's own test windows sit from its reference.
+
+    ``rows`` are snapshots (with ``probability``) covering the days from the reference's end
+    to ``reference.known_until``: data the champion was trained and judged on, so whatever
+    distance its windows show is movement the company makes without a change worth a
+    retraining (accounts aging, seat and billing changes, ticket bursts). Up to
+    ``history_windows`` windows of ``window_days``, newest first, each with at least
+    ``min_window_rows`` rows; the largest distance per column is kept on the reference.
+    """
+    reference.history, reference.history_window_days = {}, policy.window_days
+    end, known_until = reference.end, reference.known_until
+    if end is None or known_until is None or policy.history_windows == 0 or rows.empty:
+        return
+    span = (known_until - end) // pd.Timedelta(days=policy.window_days)
+    count = min(int(span), policy.history_windows)
+    if count <= 0:
+        return
+    levels: dict[str, float] = {}
+    for window in cut_windows(rows, known_until, policy.window_days, count):
+        if len(window.frame) < policy.min_window_rows:
+            continue
+        drifts = feature_drift(
+            reference.frame,
+            window.frame,
+            reference.features,
+            reference.categorical,
+            max_rows=policy.max_rows,
+        )
+        if PREDICTION in window.frame.columns and PREDICTION in reference.frame.columns:
+            shift = probability_shift(
+                PREDICTION, reference.frame[PREDICTION], window.frame[PREDICTION], 1.0
+            )
+            drifts += [shift] if shift is not None else []
+        for drift in drifts:
+            levels[drift.feature] = max(levels.get(drift.feature, 0.0), drift.score)
+    reference.history = levels
+
+
 def _above_noise(
     reference: Reference, frame: pd.DataFrame, drifts: list[FeatureDrift], policy: DriftPolicy
 ) -> list[FeatureDrift]:
-    """Drifts that also clear ``noise_factor`` times the reference's own sampling noise."""
+    """Drifts that also clear the reference's sampling noise and the company's own history.
+
+    ``noise_factor`` times the distance of two halves of the reference's accounts, and
+    ``history_factor`` times the largest distance of the champion's test windows (when
+    ``attach_history`` measured them).
+    """
+    drifts = _above_history(reference, drifts, policy)
     factor = policy.thresholds.noise_factor
     if factor <= 0 or JOIN_KEY not in frame.columns:
         return drifts
@@ -179,6 +224,23 @@ def _above_noise(
                 drift, noise=expected, drifted=drift.drifted and drift.score >= factor * expected
             )
         )
+    return out
+
+
+def _above_history(
+    reference: Reference, drifts: list[FeatureDrift], policy: DriftPolicy
+) -> list[FeatureDrift]:
+    factor = policy.thresholds.history_factor
+    if not reference.history or reference.history_window_days != policy.window_days:
+        return drifts
+    out = []
+    for drift in drifts:
+        level = reference.history.get(drift.feature)
+        if level is None:
+            out.append(drift)
+            continue
+        clears = factor <= 0 or drift.score >= factor * level
+        out.append(replace(drift, history=level, drifted=drift.drifted and clears))
     return out
 
 

@@ -26,9 +26,15 @@ import pandas as pd
 from csa.audit import append_record, read_records
 from csa.errors import ConfigError
 from csa.monitoring import judgement
-from csa.monitoring.judgement import Decision, WindowVerdict, decide, judge_window
+from csa.monitoring.judgement import (
+    Decision,
+    WindowVerdict,
+    attach_history,
+    decide,
+    judge_window,
+)
 from csa.monitoring.policy import DriftPolicy
-from csa.monitoring.reference import PREDICTION, champion_reference
+from csa.monitoring.reference import PREDICTION, Reference, champion_reference
 from csa.monitoring.windows import cut_windows, newest_snapshot, snapshot_rows
 from csa.settings import Settings
 
@@ -136,6 +142,8 @@ def monitor_model(
     # Windows against the champion's reference
     reference = champion_reference(settings, model, version)
     champion = registry.load_version(settings, name, version)
+    if reference.history_window_days != policy.window_days:
+        _measure_history(settings, reference, champion, policy)
     days, count = policy.window_days, policy.consecutive_windows
     horizon = pd.Timedelta(days=settings.features.horizon_days)
     frame = snapshot_rows(settings, model, end - horizon - pd.Timedelta(days=days * count), end)
@@ -182,6 +190,33 @@ def monitor_model(
         )
     report.seconds = time.perf_counter() - started
     return _record(settings, report, end)
+
+
+def _measure_history(
+    settings: Settings, reference: Reference, champion: Any, policy: DriftPolicy
+) -> None:
+    # Once per champion and window length: the reference is cached for the process.
+    start, known_until = reference.end, reference.known_until
+    rows = pd.DataFrame()
+    if start is not None and known_until is not None and known_until > start:
+        rows = snapshot_rows(settings, reference.model, start, known_until)
+        if len(rows):
+            rows[PREDICTION] = champion.predict(rows)
+    attach_history(reference, rows, policy)
+    if reference.history:
+        logger.info(
+            "csa-%s version %s: its test windows up to %s measured as the company's history",
+            reference.model,
+            reference.version,
+            known_until.date() if known_until is not None else "?",
+        )
+    else:
+        logger.info(
+            "csa-%s version %s: no test window after its reference to measure; drift is "
+            "weighed by the split-half noise alone",
+            reference.model,
+            reference.version,
+        )
 
 
 def _dashboard(

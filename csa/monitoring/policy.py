@@ -71,6 +71,15 @@ class Thresholds(_Strict):
             "the reference's accounts show (0: thresholds alone)."
         ),
     )
+    history_factor: float = Field(
+        1.75,
+        ge=0,
+        description=(
+            "A distance also has to reach this multiple of the largest distance between the "
+            "reference and the windows of the champion's test data, which it was trained "
+            "and judged on (0: no history check)."
+        ),
+    )
 
 
 class QualityLimits(_Strict):
@@ -119,6 +128,14 @@ class DriftPolicy(_Strict):
     )
     consecutive_windows: int = Field(
         3, ge=1, description="Consecutive drifted windows that make a breach."
+    )
+    history_windows: int = Field(
+        4,
+        ge=0,
+        description=(
+            "Windows of the champion's test data (after its reference) that measure how far "
+            "the company's own windows move without drift (0: none)."
+        ),
     )
     cooldown_days: int = Field(
         60, ge=0, description="Days of data after a drift retraining in which no other starts."

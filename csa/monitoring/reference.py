@@ -52,11 +52,27 @@ class Reference:
     metrics: dict[str, float] = field(default_factory=dict)  # test roc_auc and ece
     label: str | None = None
     window: dict[str, Any] = field(default_factory=dict)
+    # The newest snapshot the champion was trained with (its test window's end): the days
+    # between the reference and it are the history the drift of later windows is weighed by.
+    known_until: pd.Timestamp | None = None
+    # Per column, the largest distance of a history window from the reference, once measured
+    # (``csa.monitoring.judgement.attach_history``); keyed by the window length it used.
+    history: dict[str, float] | None = field(default=None, repr=False)
+    history_window_days: int | None = field(default=None, repr=False)
     _noise: dict[str, float] | None = field(default=None, repr=False)
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]
+
+    @property
+    def end(self) -> pd.Timestamp | None:
+        """The reference's newest snapshot time."""
+        from csa.features.definitions import SNAPSHOT_TIME
+
+        if SNAPSHOT_TIME not in self.frame or self.frame.empty:
+            return None
+        return pd.Timestamp(pd.to_datetime(self.frame[SNAPSHOT_TIME], utc=True).max())
 
     @property
     def accounts(self) -> int:
@@ -111,10 +127,15 @@ def write_reference(
     scoring: ScoringModel,
     window: LabelledTable,
     metrics: dict[str, float],
+    known_until: str | None = None,
     rows: int = REFERENCE_ROWS,
     seed: int = 7,
 ) -> None:
-    """Write the reference of a model being trained into ``folder`` (the run's artifacts)."""
+    """Write the reference of a model being trained into ``folder`` (the run's artifacts).
+
+    Args:
+        known_until: the newest snapshot time the model was trained and tested with.
+    """
     frame = window.frame
     if len(frame) > rows:
         frame = frame.sample(n=rows, random_state=seed).sort_index()
@@ -133,6 +154,7 @@ def write_reference(
         "importance": scoring.importance(),
         "metrics": {k: float(metrics[k]) for k in ("roc_auc", "ece") if k in metrics},
         "window": {"name": "tune", "rows": len(window.frame), "from": first, "to": last},
+        "known_until": known_until,
     }
     (folder / REFERENCE_FACTS).write_text(json.dumps(facts, indent=1, default=str))
 
@@ -176,7 +198,26 @@ def _read_reference(settings: Settings, model: str, version: str) -> Reference:
         metrics=dict(facts.get("metrics", {})),
         label=facts.get("label"),
         window=dict(facts.get("window", {})),
+        known_until=_stamp(facts.get("known_until") or _lineage_end(settings, info.run_id)),
     )
+
+
+def _lineage_end(settings: Settings, run_id: str) -> str | None:
+    # References recorded before ``known_until`` was: the run's lineage has its test window.
+    from csa.training import registry
+
+    try:
+        lineage = json.loads(registry.run_artifact(settings, run_id, "lineage.json").read_text())
+    except Exception:
+        return None
+    return lineage.get("test_to")
+
+
+def _stamp(value: str | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _rebuilt_reference(settings: Settings, model: str, info: Any) -> Reference:
@@ -217,6 +258,7 @@ def _rebuilt_reference(settings: Settings, model: str, info: Any) -> Reference:
         metrics=metrics,
         label=window.label,
         window={"name": "tune", "rows": len(window.frame), "from": str(start), "to": str(end)},
+        known_until=_stamp(lineage.get("test_to")),
     )
 
 

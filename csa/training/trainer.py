@@ -397,7 +397,7 @@ def _write_artifacts(
     # What drift monitoring later compares new snapshots with (csa.monitoring.reference).
     from csa.monitoring.reference import write_reference
 
-    write_reference(out, scoring, windows.tune, result.metrics)
+    write_reference(out, scoring, windows.tune, result.metrics, windows.test.time_range()[1])
     lineage = {
         "source": table.source,
         "label": table.label,

@@ -62,12 +62,18 @@ def all_snapshots(settings: Settings, model: str) -> pd.DataFrame:
 
 
 def tiny_reference(
-    settings: Settings, model: str, rows: pd.DataFrame, reference_start: int, days: int = 30
+    settings: Settings,
+    model: str,
+    rows: pd.DataFrame,
+    reference_start: int,
+    days: int = 30,
+    test_days: int = 60,
 ) -> tuple[Reference, xgb.Booster, FeatureSpace]:
     """The reference a small model would record, its tuning window ``days`` from a day on.
 
     The trees learn from the matured snapshots before the window, the test metrics come from
-    the ``days`` after it, and the reference is the window itself, as in ``write_reference``.
+    the ``test_days`` after it (60, the training default), and the reference is the window
+    itself, as in ``write_reference``; it knows the data up to the test window's end.
     """
     horizon = settings.features.horizon_days
     label = label_name(model, horizon)
@@ -76,7 +82,8 @@ def tiny_reference(
     matured = rows[label].notna() & (times + pd.Timedelta(days=horizon) <= test_start)
     train = rows.loc[matured & (times <= tune_start)]
     tune = rows.loc[(times > tune_start) & (times <= test_start)].reset_index(drop=True)
-    test = rows.loc[(times > test_start) & (times <= day(reference_start + 2 * days))]
+    test_end = day(reference_start + days + test_days)
+    test = rows.loc[(times > test_start) & (times <= test_end)]
     test = test.loc[test[label].notna()]
     features = [c for c in rows.columns if c not in {"account_id", SNAPSHOT_TIME, MATURED}]
     features = [c for c in features if not c.endswith(f"_within_{horizon}d")]
@@ -102,6 +109,7 @@ def tiny_reference(
         importance={name: gains.get(name, 0.0) / total for name in space.columns},
         metrics={"roc_auc": metrics["roc_auc"], "ece": metrics["ece"]},
         label=label,
+        known_until=test_end,
     )
     return reference, booster, space
 

@@ -182,3 +182,77 @@ def test_the_loop_finishes_its_pass_and_stops_on_a_signal() -> None:
         signal.signal(signal.SIGTERM, previous)
     assert count == 2
     assert passes == [0, 1]
+
+
+def snapshots(start: str, days: int, accounts_: int, level: float, seed: int) -> pd.DataFrame:
+    """Daily snapshots of ``accounts_`` accounts whose ``spend`` sits around ``level``."""
+    from csa.features.definitions import JOIN_KEY, SNAPSHOT_TIME
+
+    # The same accounts every time, each at its own level, all moved by ``level``.
+    base = np.random.default_rng(0).normal(0.0, 1.0, accounts_) + level
+    rng = np.random.default_rng(seed)
+    times = pd.date_range(start, periods=days, freq="D", tz="UTC")
+    return pd.DataFrame(
+        {
+            JOIN_KEY: np.tile([f"acc-{i}" for i in range(accounts_)], days),
+            SNAPSHOT_TIME: np.repeat(times, accounts_),
+            "spend": np.tile(base, days) + rng.normal(0, 0.05, accounts_ * days),
+            "probability": 0.1,
+        }
+    )
+
+
+def test_a_move_the_champions_own_test_windows_made_is_not_drift() -> None:
+    from csa.monitoring import Reference
+    from csa.monitoring.judgement import attach_history, judge_window
+    from csa.monitoring.windows import Window
+
+    policy = DriftPolicy(window_days=14, min_window_rows=100, history_windows=4)
+    reference_rows = snapshots("2025-01-01", 30, 200, level=0.0, seed=1)
+    reference = Reference(
+        model="churn",
+        version="1",
+        frame=reference_rows,
+        numeric=["spend"],
+        categorical=[],
+        importance={"spend": 1.0},
+        known_until=pd.Timestamp("2025-03-02", tz="UTC"),
+    )
+    # The test windows after the reference wandered by 0.4 standard deviations...
+    attach_history(reference, snapshots("2025-01-31", 30, 200, level=0.4, seed=2), policy)
+    assert reference.history is not None
+    assert reference.history["spend"] == pytest.approx(0.4, abs=0.05)
+
+    def judged(level: float) -> FeatureDrift:
+        rows = snapshots("2025-05-01", 14, 200, level=level, seed=3)
+        window = Window(rows["as_of"].min() - pd.Timedelta(days=1), rows["as_of"].max(), rows)
+        return judge_window(reference, window, policy).features[0]
+
+    # ...so a later window as far away is what the company does anyway, and three times as far
+    # is drift. Both clear the plain threshold (0.1) and the split-half noise.
+    usual, moved = judged(0.45), judged(1.5)
+    assert usual.score >= 0.1 and not usual.drifted
+    assert usual.history == pytest.approx(reference.history["spend"])
+    assert moved.drifted
+
+
+def test_without_a_history_the_split_half_noise_alone_applies() -> None:
+    from csa.monitoring import Reference
+    from csa.monitoring.judgement import attach_history, judge_window
+    from csa.monitoring.windows import Window
+
+    policy = DriftPolicy(window_days=14, min_window_rows=100)
+    reference = Reference(
+        model="churn",
+        version="1",
+        frame=snapshots("2025-01-01", 30, 200, level=0.0, seed=1),
+        numeric=["spend"],
+        categorical=[],
+        importance={"spend": 1.0},
+    )
+    attach_history(reference, pd.DataFrame(), policy)  # no known_until: nothing to measure
+    assert reference.history == {}
+    rows = snapshots("2025-05-01", 14, 200, level=0.45, seed=3)
+    window = Window(rows["as_of"].min() - pd.Timedelta(days=1), rows["as_of"].max(), rows)
+    drift = judge_window(reference, window, policy).features[0]
+    assert drift.drifted and drift.history is None
