@@ -7,6 +7,7 @@ can say which column held which unparseable text.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,12 +146,25 @@ _PARSERS = {
 }
 
 
+_connections = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    # One in-memory DuckDB per thread, kept: opening one takes longer than deriving a column
+    # for a few hundred rows, which is what the service's event intake does on every request.
+    connection = getattr(_connections, "duckdb", None)
+    if connection is None:
+        connection = duckdb.connect()
+        connection.execute("SET TimeZone = 'UTC'")
+        _connections.duckdb = connection
+    return connection
+
+
 def _derive(frame: pd.DataFrame, expression: str, column: str, source_name: str) -> pd.Series:
     # DuckDB evaluates the expression: a known SQL dialect instead of a home-made one, and no
     # Python code from a config file is ever executed.
-    connection = duckdb.connect()
+    connection = _connection()
     try:
-        connection.execute("SET TimeZone = 'UTC'")
         # Only the columns the expression names are handed over: converting the rest costs.
         used = [c for c in frame.columns if c in expression] or list(frame.columns[:1])
         connection.register("batch", frame[used].reset_index(drop=True))
@@ -161,7 +175,7 @@ def _derive(frame: pd.DataFrame, expression: str, column: str, source_name: str)
             f"{str(exc).splitlines()[0]}; fix the expression in sources.yaml."
         ) from exc
     finally:
-        connection.close()
+        connection.unregister("batch")
     result.index = frame.index
     if pd.api.types.is_datetime64_any_dtype(result):
         result = result.dt.tz_localize("UTC") if result.dt.tz is None else result

@@ -91,12 +91,18 @@ class ServedLog:
         known: np.ndarray,
     ) -> int:
         now = dt.datetime.now(dt.UTC)
+        accounts, times = frame[JOIN_KEY].tolist(), frame[SNAPSHOT_TIME].tolist()
+        rows = [
+            row
+            for row in range(len(frame))
+            if known[row] and self.sampled(accounts[row], times[row])
+        ]
+        if not rows:  # most calls: nothing of this one is in the sample
+            return 0
+        values = frame[features].iloc[rows].to_dict("records")
         lines = []
-        values = frame[features].to_dict("records")
-        for row in range(len(frame)):
-            account, as_of = frame[JOIN_KEY].iloc[row], frame[SNAPSHOT_TIME].iloc[row]
-            if not known[row] or not self.sampled(account, as_of):
-                continue
+        for row, features_of_row in zip(rows, values, strict=True):
+            account, as_of = accounts[row], times[row]
             record = {
                 "served_at": now.isoformat(),
                 JOIN_KEY: account,
@@ -104,11 +110,9 @@ class ServedLog:
                 "model": model,
                 "version": version,
                 "probability": float(probability[row]),
-                "features": {k: _plain(v) for k, v in values[row].items()},
+                "features": {k: _plain(v) for k, v in features_of_row.items()},
             }
             lines.append(json.dumps(record))
-        if not lines:
-            return 0
         path = self.folder / model / f"{now.date().isoformat()}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         data = ("\n".join(lines) + "\n").encode()

@@ -57,18 +57,20 @@ class LinearModel:
 
     def design(self, frame: pd.DataFrame) -> np.ndarray:
         """The regression's input: scaled numbers, then one column per known category."""
-        encoded = self.space.encode(frame)
+        return self._design(self.space.encode(frame))
+
+    def _design(self, encoded: pd.DataFrame) -> np.ndarray:
         parts = []
         if self.space.numeric:
             numbers = self._impute(encoded[self.space.numeric].to_numpy(dtype="float64"))
             parts.append((numbers - np.asarray(self.means)) / np.asarray(self.scales))
         for column, known in self.space.categories.items():
             codes = encoded[column].cat.codes.to_numpy()
-            onehot = np.zeros((len(frame), len(known)))
+            onehot = np.zeros((len(encoded), len(known)))
             seen = codes >= 0  # a missing or unseen value sets no column
             onehot[np.flatnonzero(seen), codes[seen]] = 1.0
             parts.append(onehot)
-        return np.hstack(parts) if parts else np.zeros((len(frame), 0))
+        return np.hstack(parts) if parts else np.zeros((len(encoded), 0))
 
     def respects(self, directions: Mapping[str, int]) -> bool:
         """Whether every numeric feature's coefficient has the sign a known direction asks."""
@@ -79,7 +81,11 @@ class LinearModel:
         )
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        margin = self.design(frame) @ np.asarray(self.coef) + self.intercept
+        return self.predict_encoded(self.space.encode(frame))
+
+    def predict_encoded(self, encoded: pd.DataFrame) -> np.ndarray:
+        """Probabilities of rows already encoded by ``space``."""
+        margin = self._design(encoded) @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-margin))
 
     def to_dict(self) -> dict[str, Any]:

@@ -68,17 +68,37 @@ class ScoringModel:
         self.booster.set_param({"nthread": 1})
 
     def matrix(self, frame: pd.DataFrame) -> xgb.DMatrix:
-        return xgb.DMatrix(self.space.encode(frame), enable_categorical=True)
+        return self._matrix(self.space.encode(frame))
+
+    def _matrix(self, encoded: pd.DataFrame) -> xgb.DMatrix:
+        # Handed to XGBoost as one float array, categories as their codes: the same values the
+        # trees were fitted on (the codes follow ``space.categories``), without XGBoost's
+        # per-column pandas conversion, which costs several times the prediction of one row.
+        space = self.space
+        values = np.empty((len(encoded), len(space.columns)), dtype="float64")
+        values[:, : len(space.numeric)] = encoded[space.numeric].to_numpy(dtype="float64")
+        for position, column in enumerate(space.categories, start=len(space.numeric)):
+            codes = encoded[column].cat.codes.to_numpy()
+            values[:, position] = np.where(codes < 0, np.nan, codes)
+        kinds = ["q"] * len(space.numeric) + ["c"] * len(space.categories)
+        return xgb.DMatrix(
+            values, feature_names=space.columns, feature_types=kinds, enable_categorical=True
+        )
 
     def raw_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """The probability before calibration: the trees', or their blend with the regression."""
-        return self._blend(frame, self.booster.predict(self.matrix(frame)))
+        encoded = self.space.encode(frame)
+        return self._blend(frame, encoded, self.booster.predict(self._matrix(encoded)))
 
-    def _blend(self, frame: pd.DataFrame, trees: np.ndarray) -> np.ndarray:
+    def _blend(self, frame: pd.DataFrame, encoded: pd.DataFrame, trees: np.ndarray) -> np.ndarray:
         trees = np.asarray(trees, dtype="float64")
         if self.linear is None or self.tree_weight >= 1.0:
             return trees
-        linear = self.linear.predict(frame)
+        # The regression reads the same columns as the trees, so their encoding is shared.
+        if self.linear.space == self.space:
+            linear = self.linear.predict_encoded(encoded)
+        else:
+            linear = self.linear.predict(frame)
         return self.tree_weight * trees + (1.0 - self.tree_weight) * linear
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -87,8 +107,10 @@ class ScoringModel:
 
     def score(self, frame: pd.DataFrame, top: int = 0) -> Scores:
         """Probabilities, bands and, with ``top`` > 0, each row's ``top`` strongest drivers."""
-        matrix = self.matrix(frame)
-        probability = self.calibrator.apply(self._blend(frame, self.booster.predict(matrix)))
+        encoded = self.space.encode(frame)
+        matrix = self._matrix(encoded)
+        raw = self._blend(frame, encoded, self.booster.predict(matrix))
+        probability = self.calibrator.apply(raw)
         scores = Scores(probability=probability, band=self.bands.bands(probability))
         if top > 0:
             contributions = self.booster.predict(matrix, pred_contribs=True)

@@ -325,8 +325,15 @@ class FeatureSpace:
         # The numbers become one float block and the categoricals are coded against a cached
         # index: building the frame column by column cost about 40 ms a row, most of scoring.
         numbers = frame[self.numeric]
-        if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in numbers.dtypes):
-            numbers = numbers.apply(pd.to_numeric, errors="coerce")
+        loose = [
+            name
+            for name, dtype in zip(self.numeric, numbers.dtypes, strict=True)
+            if not pd.api.types.is_numeric_dtype(dtype)
+        ]
+        if loose:  # e.g. an online read whose missing values left a column of objects
+            numbers = numbers.copy()
+            for name in loose:
+                numbers[name] = pd.to_numeric(numbers[name], errors="coerce")
         block = numbers.to_numpy(dtype="float64", na_value=np.nan)
         encoded = pd.DataFrame(block, index=frame.index, columns=self.numeric, copy=False)
         if not self.categories:
