@@ -276,6 +276,15 @@ class ServingSettings(_Section):
         64, ge=1, description="Requests handled at once; more answer 503 with Retry-After."
     )
     timeout_seconds: float = Field(10.0, gt=0, description="Longest a request may take.")
+    threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description=(
+            "Requests to the synchronous routes (scores, customer view, events) handled at once; "
+            "BentoML runs them one at a time otherwise."
+        ),
+    )
     reload_seconds: float = Field(
         5.0, gt=0, description="How often the registry is asked for a new champion."
     )

@@ -77,6 +77,9 @@ def build_service(settings: Settings) -> Any:
         # Concurrency is limited by AccessMiddleware, which answers 503 with Retry-After.
         traffic={"timeout": serving.timeout_seconds},
         workers=1,
+        # BentoML hands synchronous routes one request at a time unless given threads; the
+        # stores' clients are thread-safe, and concurrent /events requests commit together.
+        threads=serving.threads,
     )
     class CustomerSuccess:
         """Churn and expansion scores with drivers, for applications and people."""

@@ -282,6 +282,47 @@ def test_malformed_events_are_rejected_with_reasons_and_good_ones_still_load(
     assert "messageId" in reasons[5]
 
 
+def test_concurrent_callers_committed_together_each_get_their_own_answer(served: Any) -> None:
+    import threading
+
+    from csa.serving.intake import EventIntake
+
+    _, settings, _ = served
+    account = active_accounts(settings)[2]
+    intake = EventIntake(settings)
+    callers = 8
+    start = threading.Barrier(callers)
+    answers: dict[int, Any] = {}
+
+    def send(caller: int) -> None:
+        own = [track(f"group-{caller}-{i}", account) for i in range(40)]
+        shared = [track(f"shared-{i}", account) for i in range(10)]  # every caller sends these
+        bad = track(f"bad-{caller}", account, event="Teleported")
+        start.wait()
+        answers[caller] = intake.accept([bad, *shared, *own]).as_dict()
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(a["accepted"] for a in answers.values()) == callers * 40 + 10
+    assert sum(a["duplicates"] for a in answers.values()) == (callers - 1) * 10
+    for caller, answer in answers.items():
+        # Each caller's reject is named by its index in that caller's own request.
+        assert [(r["index"], r["messageId"]) for r in answer["rejected"]] == [(0, f"bad-{caller}")]
+        assert answer["accepted"] in (40, 50)  # its own events, and the shared ones if first
+    logged = [
+        json.loads(line)["messageId"]
+        for path in settings.raw_dir.glob("usage_events_intake-*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    wanted = {f"group-{c}-{i}" for c in range(callers) for i in range(40)}
+    wanted |= {f"shared-{i}" for i in range(10)}
+    assert sorted(m for m in logged if m.startswith(("group-", "shared-"))) == sorted(wanted)
+
+
 def test_todays_counters_reach_the_online_store(served: Any) -> None:
     from csa.features.online import OnlineFeatureReader
 
