@@ -119,3 +119,58 @@ def test_feature_space_names_the_columns_a_scoring_frame_lacks() -> None:
 
     with pytest.raises(ContractError, match="mrr"):
         space.encode(pd.DataFrame({"seats": [1]}))
+
+
+def test_scoring_matches_the_booster_on_the_frame_it_was_trained_with() -> None:
+    """The scoring path hands XGBoost a float array of category codes; the trees must see
+    exactly what a pandas frame of the same categoricals shows them, unseen values included."""
+    import xgboost as xgb
+
+    from csa.training.baseline import LinearModel
+    from csa.training.calibration import Calibrator, RiskBands
+    from csa.training.model import ScoringModel
+
+    rng = np.random.default_rng(3)
+    n = 2_000
+    frame = pd.DataFrame(
+        {
+            "seats": rng.integers(1, 200, n).astype(float),
+            "usage": rng.normal(0, 1, n),
+            "plan": rng.choice(["basic", "pro", "enterprise"], n),
+            "region": rng.choice(["eu", "us", None], n),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "usage"] = np.nan
+    y = ((frame["plan"] == "basic") & (frame["usage"].fillna(0) < 0)).to_numpy(dtype=int)
+    space = FeatureSpace.learn(frame, ["seats", "usage", "plan", "region"])
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "seed": 1},
+        xgb.DMatrix(space.encode(frame), label=y, enable_categorical=True),
+        num_boost_round=20,
+    )
+    linear = LinearModel.fit(space, frame, y)
+    scoring = ScoringModel(
+        booster=booster,
+        space=space,
+        calibrator=Calibrator(),
+        bands=RiskBands(medium=0.3, high=0.6),
+        model="churn",
+        label="churned",
+        linear=linear,
+        tree_weight=0.7,
+    )
+    later = frame.sample(300, random_state=1).reset_index(drop=True)
+    later.loc[:20, "plan"] = "startup"  # a plan the trees never saw reads as missing
+    later.loc[21:40, "region"] = None
+
+    pandas_trees = booster.predict(xgb.DMatrix(space.encode(later), enable_categorical=True))
+    expected = 0.7 * pandas_trees + 0.3 * linear.predict(later)
+    assert np.allclose(scoring.raw_probability(later), expected, atol=1e-6)
+    scores = scoring.score(later, top=2)
+    assert np.allclose(scores.probability, expected, atol=1e-6)
+    contributions = booster.predict(
+        xgb.DMatrix(space.encode(later), enable_categorical=True), pred_contribs=True
+    )
+    strongest = np.abs(contributions[0, :-1]).argmax()
+    assert scores.drivers is not None
+    assert scores.drivers[0][0].feature == space.columns[strongest]
