@@ -286,7 +286,7 @@ class FeatureSpace:
 
     numeric: list[str]
     categories: dict[str, list[str]]  # categorical column -> its known values, in code order
-    _codes: dict[str, tuple[pd.Index, pd.CategoricalDtype]] = field(
+    _codes: dict[str, tuple[list[str], pd.Index, pd.CategoricalDtype]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -347,12 +347,13 @@ class FeatureSpace:
 
     def _category_codes(self, column: str) -> tuple[pd.Index, pd.CategoricalDtype]:
         # Built once per column: the lookup index and dtype are the same for every request.
+        # A list assigned to ``categories`` later is a new object, so it is not served stale.
+        known = self.categories[column]
         cached = self._codes.get(column)
-        if cached is None:
-            known = self.categories[column]
-            cached = (pd.Index(known, dtype=object), pd.CategoricalDtype(known))
+        if cached is None or cached[0] is not known:
+            cached = (known, pd.Index(known, dtype=object), pd.CategoricalDtype(known))
             self._codes[column] = cached
-        return cached
+        return cached[1], cached[2]
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "categories": self.categories}
